@@ -1,0 +1,93 @@
+// Compressors. Inputs must already be contiguous float32 (the Python layer converts once,
+// visibly); heavy work runs with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+
+#include "pyqsgd/compressors/basic.hpp"
+#include "pyqsgd/compressors/combine.hpp"
+#include "pyqsgd/compressors/quant.hpp"
+#include "pyqsgd/compressors/sparse.hpp"
+
+namespace py = pybind11;
+using namespace pyqsgd;
+
+using F32 = py::array_t<float, py::array::c_style>;
+
+namespace {
+
+py::object opt(double v) { return std::isnan(v) ? py::none() : py::object(py::float_(v)); }
+
+Message compress(const Compressor& c, const F32& x, const Key& key) {
+    if (x.ndim() != 1) throw std::invalid_argument("x must be 1-D");
+    const float* p = x.data();
+    const uint64_t d = uint64_t(x.shape(0));
+    Message msg;
+    py::gil_scoped_release release;
+    Workspace ws;
+    c.compress(p, d, key, msg, ws);
+    return msg;
+}
+
+F32 decompress(const Compressor& c, const Message& msg) {
+    if (msg.d == 0 || msg.d >= (uint64_t(1) << 32)) throw std::invalid_argument("decompress: invalid dimension in message");
+    F32 out(py::ssize_t(msg.d));
+    float* p = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        Workspace ws;
+        c.decompress(msg, p, ws);
+    }
+    return out;
+}
+
+SparsityParam sparsity(uint64_t k, double ratio) {
+    SparsityParam p;
+    p.k = k;
+    p.ratio = ratio;
+    if ((k > 0) == (ratio > 0.0)) throw std::invalid_argument("give exactly one of k and ratio");
+    if (ratio < 0.0 || ratio > 1.0) throw std::invalid_argument("ratio must be in (0, 1]");
+    return p;
+}
+
+}  // namespace
+
+void bind_compressors(py::module_& m) {
+    py::class_<Compressor, std::shared_ptr<Compressor>>(m, "Compressor")
+        .def_property_readonly("name", &Compressor::name)
+        .def_property_readonly("tag", &Compressor::tag)
+        .def_property_readonly("fingerprint", &Compressor::fingerprint)
+        .def_property_readonly("is_unbiased", &Compressor::unbiased)
+        .def("check", &Compressor::check, py::arg("d"))
+        .def("compress", &compress, py::arg("x"), py::arg("key"))
+        .def("decompress", &decompress, py::arg("msg"))
+        .def(
+            "properties",
+            [](const Compressor& c, uint64_t d) {
+                c.check(d);
+                const Properties p = c.properties(d);
+                return py::make_tuple(p.unbiased, opt(p.omega), opt(p.delta));
+            },
+            py::arg("d"));
+
+    py::class_<Identity, Compressor, std::shared_ptr<Identity>>(m, "Identity").def(py::init<>());
+    py::class_<Sign, Compressor, std::shared_ptr<Sign>>(m, "Sign").def(py::init<>());
+    py::class_<ScaledSign, Compressor, std::shared_ptr<ScaledSign>>(m, "ScaledSign").def(py::init<>());
+    py::class_<TopK, Compressor, std::shared_ptr<TopK>>(m, "TopK")
+        .def(py::init([](uint64_t k, double ratio) { return std::make_shared<TopK>(sparsity(k, ratio)); }),
+             py::arg("k"), py::arg("ratio"));
+    py::class_<RandK, Compressor, std::shared_ptr<RandK>>(m, "RandK")
+        .def(py::init([](uint64_t k, double ratio, bool shared_seed) {
+                 return std::make_shared<RandK>(sparsity(k, ratio), shared_seed);
+             }),
+             py::arg("k"), py::arg("ratio"), py::arg("shared_seed"));
+    py::class_<QSGD, Compressor, std::shared_ptr<QSGD>>(m, "QSGD").def(py::init<uint32_t>(), py::arg("levels"));
+    py::class_<TernGrad, Compressor, std::shared_ptr<TernGrad>>(m, "TernGrad").def(py::init<>());
+    py::class_<Natural, Compressor, std::shared_ptr<Natural>>(m, "Natural").def(py::init<>());
+    py::class_<Chain, Compressor, std::shared_ptr<Chain>>(m, "Chain")
+        .def(py::init<CompressorPtr, CompressorPtr>(), py::arg("a"), py::arg("b"));
+    py::class_<Induced, Compressor, std::shared_ptr<Induced>>(m, "Induced")
+        .def(py::init<CompressorPtr, CompressorPtr>(), py::arg("c1"), py::arg("c2"));
+}

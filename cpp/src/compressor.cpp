@@ -1,0 +1,91 @@
+#include "pyqsgd/compressor.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "pyqsgd/parallel.hpp"
+
+namespace pyqsgd {
+
+[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument(what); }
+
+uint32_t Compressor::fingerprint() const {
+    // FNV-1a of the canonical parameter text.
+    uint32_t h = 2166136261u;
+    for (unsigned char c : name()) {
+        h ^= c;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+void Compressor::compress(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
+    if (d == 0) fail(name() + ": x must be non-empty");
+    if (d >= (uint64_t(1) << 32)) fail(name() + ": x has more than 2^32 - 1 entries");
+    check(d);
+    if (!checks_finite()) check_finite(x, d, "x");
+    msg.begin(tag(), fingerprint(), d, key);
+    encode(x, d, key, msg, ws);
+}
+
+void Compressor::decompress(const Message& msg, float* out, Workspace& ws) const {
+    if (msg.tag != tag() || msg.fingerprint != fingerprint())
+        fail(name() + ".decompress: the message was not produced by this compressor (tag/parameter fingerprint differ)");
+    if (msg.d == 0 || msg.d >= (uint64_t(1) << 32)) fail(name() + ".decompress: invalid dimension in message");
+    check(msg.d);
+    SectionCursor cur(msg);
+    decode(msg, cur, msg.d, msg.key, out, ws);
+    if (!cur.done()) fail(name() + ".decompress: message has extra sections");
+}
+
+void check_finite(const float* x, uint64_t d, const char* who) {
+    const double bad = block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
+        uint32_t acc = 0;
+        for (int64_t j = lo; j < hi; ++j) {
+            uint32_t u;
+            std::memcpy(&u, x + j, 4);
+            acc |= uint32_t((u & 0x7F800000u) == 0x7F800000u);
+        }
+        return double(acc);
+    });
+    if (bad != 0.0) fail(std::string(who) + " contains NaN or Inf; compressors need finite input");
+}
+
+double norm2(const float* x, uint64_t d) {
+    return std::sqrt(block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
+        double s = 0.0;
+        for (int64_t j = lo; j < hi; ++j) s += double(x[j]) * double(x[j]);
+        return s;
+    }));
+}
+
+double norm1(const float* x, uint64_t d) {
+    return block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
+        double s = 0.0;
+        for (int64_t j = lo; j < hi; ++j) s += std::fabs(double(x[j]));
+        return s;
+    });
+}
+
+double norm_inf(const float* x, uint64_t d) {
+    float m = 0.0f;
+    for (uint64_t j = 0; j < d; ++j) m = std::max(m, std::fabs(x[j]));
+    return double(m);
+}
+
+void place_selection(const Selection& sel, const float* values, uint64_t d, float* out) {
+    if (sel.dense) {
+        std::memcpy(out, values, d * sizeof(float));
+        return;
+    }
+    std::memset(out, 0, d * sizeof(float));
+    for (size_t i = 0; i < sel.indices.size(); ++i) out[sel.indices[i]] = values[i];
+}
+
+void expect_bits(const Section& s, uint64_t expected, const char* who) {
+    if (s.bits != expected)
+        fail(std::string(who) + ": section has " + std::to_string(s.bits) + " bits, expected " +
+             std::to_string(expected) + " (malformed message)");
+}
+
+}  // namespace pyqsgd

@@ -1,0 +1,143 @@
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "pyqsgd/compressors/quant.hpp"
+
+namespace pyqsgd {
+
+namespace {
+float read_scale(SectionCursor& cur, const char* who) {
+    const Section& s = cur.next(who);
+    expect_bits(s, 32, who);
+    const float v = bits_float(uint32_t(s.words[0]));
+    if (!std::isfinite(v) || v < 0.0f) fail(std::string(who) + ": scale in message is negative or not finite (malformed message)");
+    return v;
+}
+void write_scale(Message& msg, float v) { msg.add(32).words[0] = float_bits(v); }
+}  // namespace
+
+// ---- QSGD -----------------------------------------------------------------------------------
+
+QSGD::QSGD(uint32_t levels) : s_(levels) {
+    if (levels < 1) fail("QSGD: levels must be >= 1, got levels=" + std::to_string(levels));
+}
+
+void QSGD::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
+    const float nf = float(norm2(x, d));
+    if (!std::isfinite(nf)) fail("QSGD: ||x|| overflows float32; rescale x");
+    write_scale(msg, nf);
+    const unsigned wdt = width();
+    uint64_t* w = msg.add(d * wdt).words.data();
+    if (nf == 0.0f) return;  // all codes zero
+    // r_j = |x_j| * (s / ||x||) in float32; level = floor(r_j) + [u_j < frac(r_j)], capped at s.
+    const float scale = float(double(s_) / double(nf));
+    const uint32_t s = s_;
+    write_codes(w, d, wdt, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
+        const float r = std::fabs(x[j]) * scale;
+        const float fl = std::floor(r);
+        uint32_t level = uint32_t(fl) + uint32_t(to_unit_float(raw) < r - fl);
+        if (level > s) level = s;
+        return level == 0 ? 0 : (uint64_t(level) << 1) | uint64_t(x[j] < 0.0f);
+    });
+}
+
+void QSGD::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
+    const float nf = read_scale(cur, "QSGD");
+    const Section& s = cur.next("QSGD");
+    const unsigned wdt = width();
+    expect_bits(s, d * wdt, "QSGD");
+    const float unit = float(double(nf) / double(s_));
+    const uint32_t smax = s_;
+    read_codes(s.words.data(), d, wdt, out, [&](uint64_t code) -> float {
+        const uint64_t level = code >> 1;
+        if (level > smax || (level == 0 && (code & 1)))
+            fail("QSGD: code outside the codebook (malformed message)");
+        const float v = float(level) * unit;
+        return (code & 1) ? -v : v;
+    });
+}
+
+Properties QSGD::properties(uint64_t d) const {
+    Properties p;
+    p.unbiased = true;
+    const double s = double(s_);
+    p.omega = std::min(double(d) / (s * s), std::sqrt(double(d)) / s);
+    return p;
+}
+
+// ---- TernGrad -------------------------------------------------------------------------------
+
+void TernGrad::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
+    const float sf = float(norm_inf(x, d));
+    write_scale(msg, sf);
+    uint64_t* w = msg.add(2 * d).words.data();
+    if (sf == 0.0f) return;
+    write_codes(w, d, 2, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
+        const float p = std::fabs(x[j]) / sf;
+        if (!(to_unit_float(raw) < p)) return 0;
+        return x[j] < 0.0f ? 3 : 1;
+    });
+}
+
+void TernGrad::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
+    const float sf = read_scale(cur, "TernGrad");
+    const Section& s = cur.next("TernGrad");
+    expect_bits(s, 2 * d, "TernGrad");
+    read_codes(s.words.data(), d, 2, out, [&](uint64_t code) -> float {
+        if (code == 2) fail("TernGrad: code outside the codebook (malformed message)");
+        return code == 0 ? 0.0f : (code == 3 ? -sf : sf);
+    });
+}
+
+Properties TernGrad::properties(uint64_t d) const {
+    Properties p;
+    p.unbiased = true;
+    p.omega = (std::sqrt(double(d)) - 1.0) / 2.0;
+    return p;
+}
+
+// ---- Natural --------------------------------------------------------------------------------
+
+void Natural::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
+    uint64_t* w = msg.add(9 * d).words.data();
+    std::atomic<uint32_t> bad{0};  // 1: non-finite, 2: |x| >= 2^127 (rounding up would overflow)
+    write_codes(w, d, 9, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
+        uint32_t u;
+        std::memcpy(&u, x + j, 4);
+        const uint32_t neg = u >> 31, mag = u & 0x7FFFFFFFu;
+        if (mag == 0) return 0;
+        const uint32_t e = mag >> 23, mant = mag & 0x7FFFFFu;
+        if (e >= 254) {
+            bad.fetch_or(e == 255 ? 1u : 2u, std::memory_order_relaxed);
+            return 0;
+        }
+        // Round up with probability mant / 2^23 (exact integer comparison of 24-bit draws). A
+        // subnormal (e = 0) lies in [0, 2^-126): up to 2^-126 with probability x / 2^-126, else 0.
+        const bool up = (raw >> 8) < (mant << 1);
+        const uint32_t eo = e == 0 ? (up ? 1u : 0u) : e + uint32_t(up);
+        return eo == 0 ? 0 : (uint64_t(eo) << 1) | neg;
+    });
+    const uint32_t b = bad.load();
+    if (b & 1u) fail("x contains NaN or Inf; compressors need finite input");
+    if (b & 2u) fail("Natural: |x_j| >= 2^127 cannot be rounded up within float32; rescale x");
+}
+
+void Natural::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
+    const Section& s = cur.next("Natural");
+    expect_bits(s, 9 * d, "Natural");
+    read_codes(s.words.data(), d, 9, out, [&](uint64_t code) -> float {
+        const uint32_t e = uint32_t(code >> 1), neg = uint32_t(code & 1);
+        if (e == 255 || (e == 0 && neg)) fail("Natural: code outside the codebook (malformed message)");
+        return e == 0 ? 0.0f : bits_float((neg << 31) | (e << 23));
+    });
+}
+
+Properties Natural::properties(uint64_t) const {
+    Properties p;
+    p.unbiased = true;
+    p.omega = 1.0 / 8.0;
+    return p;
+}
+
+}  // namespace pyqsgd

@@ -1,0 +1,263 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <sstream>
+
+#include "pyqsgd/compressors/sparse.hpp"
+#include "pyqsgd/parallel.hpp"
+
+namespace pyqsgd {
+
+// ---- shared pieces --------------------------------------------------------------------------
+
+uint64_t SparsityParam::resolve(uint64_t d) const {
+    if (k > 0) return k;
+    const double r = std::floor(ratio * double(d) + 0.5);
+    return std::max<uint64_t>(1, uint64_t(r));
+}
+
+void SparsityParam::check(uint64_t d, const char* who) const {
+    const uint64_t kk = resolve(d);
+    if (kk < 1 || kk > d)
+        fail(std::string(who) + ": k must be in [1, d], got k=" + std::to_string(kk) + " for d=" + std::to_string(d));
+}
+
+std::string SparsityParam::text() const {
+    if (k > 0) return "k=" + std::to_string(k);
+    std::ostringstream os;
+    os.precision(17);
+    os << "ratio=" << ratio;
+    return os.str();
+}
+
+uint64_t index_bits(uint64_t k, uint64_t d) { return std::min<uint64_t>(k * bit_width_for(d), d); }
+
+void encode_indices(const uint32_t* idx, uint64_t k, uint64_t d, Section& s) {
+    const uint64_t nbits = index_bits(k, d);
+    uint64_t* w = s.reset(nbits);
+    if (nbits == d && k * bit_width_for(d) != d) {  // bitmap is strictly smaller
+        for (uint64_t i = 0; i < k; ++i) w[idx[i] >> 6] |= uint64_t(1) << (idx[i] & 63);
+        return;
+    }
+    const unsigned width = bit_width_for(d);
+    // Blocks of 64 indices occupy exactly `width` words: disjoint, so threads may fill them.
+    parallel_blocks(int64_t(k), [&](int64_t, int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) put_bits(w, uint64_t(i) * width, idx[i], width);
+    });
+}
+
+void decode_indices(const Section& s, uint64_t k, uint64_t d, std::vector<uint32_t>& idx, const char* who) {
+    const uint64_t nbits = index_bits(k, d);
+    expect_bits(s, nbits, who);
+    idx.resize(k);
+    const uint64_t* w = s.words.data();
+    if (nbits == d && k * bit_width_for(d) != d) {
+        uint64_t n = 0;
+        for (uint64_t wi = 0; wi < s.words.size(); ++wi) {
+            uint64_t word = w[wi];
+            while (word) {
+                const unsigned b = unsigned(__builtin_ctzll(word));
+                if (n == k) fail(std::string(who) + ": index bitmap has more than k entries (malformed message)");
+                idx[n++] = uint32_t(wi * 64 + b);
+                word &= word - 1;
+            }
+        }
+        if (n != k) fail(std::string(who) + ": index bitmap has fewer than k entries (malformed message)");
+        return;
+    }
+    const unsigned width = bit_width_for(d);
+    int64_t prev = -1;
+    for (uint64_t i = 0; i < k; ++i) {
+        const uint64_t v = get_bits(w, i * width, width);
+        if (v >= d || int64_t(v) <= prev)
+            fail(std::string(who) + ": indices out of range or not increasing (malformed message)");
+        idx[i] = uint32_t(v);
+        prev = int64_t(v);
+    }
+}
+
+void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx) {
+    idx.resize(k);
+    auto keyof = [&](uint64_t j) {
+        uint32_t u;
+        std::memcpy(&u, x + j, 4);
+        return u & 0x7FFFFFFFu;  // |x| as ordered bits
+    };
+    if (k == d) {
+        for (uint64_t j = 0; j < d; ++j) idx[j] = uint32_t(j);
+        check_finite(x, d, "x");
+        return;
+    }
+    // 1. Guess a threshold below the k-th largest |x| from a fixed strided sample, aiming at
+    //    ~1.5k candidates; the sample positions depend only on d, so the result is deterministic.
+    std::vector<uint32_t>& sample = ws.u(0);
+    const uint64_t ns = std::min<uint64_t>(d, 1 << 16);
+    sample.resize(ns);
+    for (uint64_t i = 0; i < ns; ++i) sample[i] = keyof(i * d / ns);
+    const double q = double(k) / double(d) * double(ns);
+    const uint64_t r = std::min<uint64_t>(ns - 1, uint64_t(1.5 * q + 4.0 * std::sqrt(q) + 8.0));
+    std::nth_element(sample.begin(), sample.begin() + int64_t(r), sample.end(), std::greater<uint32_t>());
+    uint32_t t = sample[r];
+
+    // 2. Branch-free collection of candidates (key >= t), in index order; NaN/Inf detected here.
+    std::vector<uint32_t>& cand = ws.u(1);
+    std::vector<uint32_t>& ckey = ws.u(2);
+    if (cand.size() < d + 1) {
+        cand.resize(d + 1);
+        ckey.resize(d + 1);
+    }
+    uint64_t c = 0;
+    uint32_t nonfinite = 0;
+    for (uint64_t j = 0; j < d; ++j) {
+        const uint32_t u = keyof(j);
+        cand[c] = uint32_t(j);
+        ckey[c] = u;
+        c += (u >= t);
+        nonfinite |= uint32_t(u >= 0x7F800000u);
+    }
+    if (nonfinite) fail("x contains NaN or Inf; compressors need finite input");
+    if (c < k) {  // the guess was too high: every index is a candidate
+        for (uint64_t j = 0; j < d; ++j) {
+            cand[j] = uint32_t(j);
+            ckey[j] = keyof(j);
+        }
+        c = d;
+    }
+    // 3. Exact k-th largest key among the candidates, then one ordered pass taking keys above
+    //    it and the first `ties` keys equal to it (smaller index wins ties).
+    std::vector<uint32_t>& tmp = ws.u(3);
+    tmp.assign(ckey.begin(), ckey.begin() + int64_t(c));
+    std::nth_element(tmp.begin(), tmp.begin() + int64_t(k - 1), tmp.end(), std::greater<uint32_t>());
+    const uint32_t kth = tmp[k - 1];
+    uint64_t above = 0;
+    for (uint64_t i = 0; i < c; ++i) above += (ckey[i] > kth);
+    uint64_t ties = k - above, n = 0;
+    for (uint64_t i = 0; i < c && n < k; ++i) {
+        const uint32_t u = ckey[i];
+        if (u > kth || (u == kth && ties > 0)) {
+            if (u == kth) --ties;
+            idx[n++] = cand[i];
+        }
+    }
+}
+
+void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx) {
+    std::vector<uint32_t>& bitmap = ws.u(4);
+    bitmap.assign((d + 31) / 32, 0);
+    auto has = [&](uint64_t j) { return (bitmap[j >> 5] >> (j & 31)) & 1u; };
+    auto set = [&](uint64_t j) { bitmap[j >> 5] |= 1u << (j & 31); };
+    // Floyd: for j = d-k .. d-1 draw t uniform in [0, j]; take t, or j if t is taken. Draw i of
+    // the stream decides step i, so the subset is a pure function of (key, d, k).
+    for (uint64_t i = 0; i < k; ++i) {
+        const uint64_t j = d - k + i;
+        const uint64_t t = bounded(draw_u64(key, i), j + 1);
+        set(has(t) ? j : t);
+    }
+    idx.resize(k);
+    uint64_t n = 0;
+    for (uint64_t wi = 0; wi < bitmap.size(); ++wi) {
+        uint32_t word = bitmap[wi];
+        while (word) {
+            idx[n++] = uint32_t(wi * 32 + unsigned(__builtin_ctz(word)));
+            word &= word - 1;
+        }
+    }
+}
+
+namespace {
+void gather(const float* x, const std::vector<uint32_t>& idx, float scale, std::vector<float>& out) {
+    out.resize(idx.size());
+    for (size_t i = 0; i < idx.size(); ++i) out[i] = x[idx[i]] * scale;
+}
+void write_values(const std::vector<float>& v, Message& msg) {
+    Section& s = msg.add(32 * v.size());
+    if (!v.empty()) std::memcpy(s.words.data(), v.data(), v.size() * sizeof(float));
+}
+void read_values(SectionCursor& cur, uint64_t k, std::vector<float>& v, const char* who) {
+    const Section& s = cur.next(who);
+    expect_bits(s, 32 * k, who);
+    v.resize(k);
+    if (k) std::memcpy(v.data(), s.words.data(), k * sizeof(float));
+}
+}  // namespace
+
+// ---- TopK -----------------------------------------------------------------------------------
+
+void TopK::select(const float* x, uint64_t d, const Key&, Message& msg, Workspace& ws, Selection& sel) const {
+    const uint64_t k = p_.resolve(d);
+    sel.dense = false;
+    select_topk(x, d, k, ws, sel.indices);
+    encode_indices(sel.indices.data(), k, d, msg.add(0));
+    gather(x, sel.indices, 1.0f, sel.values);
+}
+
+void TopK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const Key&, Workspace&,
+                          Selection& sel) const {
+    sel.dense = false;
+    decode_indices(cur.next("TopK"), p_.resolve(d), d, sel.indices, "TopK");
+}
+
+void TopK::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
+    Selection& sel = ws.child(0).sel;
+    select(x, d, key, msg, ws, sel);
+    write_values(sel.values, msg);
+}
+
+void TopK::decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
+                  Workspace& ws) const {
+    Selection& sel = ws.child(0).sel;
+    read_selection(msg, cur, d, key, ws, sel);
+    read_values(cur, sel.indices.size(), sel.values, "TopK");
+    place_selection(sel, sel.values.data(), d, out);
+}
+
+Properties TopK::properties(uint64_t d) const {
+    Properties p;
+    p.unbiased = false;
+    p.delta = double(p_.resolve(d)) / double(d);
+    return p;
+}
+
+// ---- RandK ----------------------------------------------------------------------------------
+
+void RandK::select(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws, Selection& sel) const {
+    const uint64_t k = p_.resolve(d);
+    sel.dense = false;
+    sample_subset(key, d, k, ws, sel.indices);
+    if (!shared_seed_) encode_indices(sel.indices.data(), k, d, msg.add(0));
+    gather(x, sel.indices, float(double(d) / double(k)), sel.values);
+}
+
+void RandK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
+                           Selection& sel) const {
+    const uint64_t k = p_.resolve(d);
+    sel.dense = false;
+    if (shared_seed_)
+        sample_subset(key, d, k, ws, sel.indices);
+    else
+        decode_indices(cur.next("RandK"), k, d, sel.indices, "RandK");
+}
+
+void RandK::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
+    Selection& sel = ws.child(0).sel;
+    select(x, d, key, msg, ws, sel);
+    write_values(sel.values, msg);
+}
+
+void RandK::decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
+                   Workspace& ws) const {
+    Selection& sel = ws.child(0).sel;
+    read_selection(msg, cur, d, key, ws, sel);
+    read_values(cur, sel.indices.size(), sel.values, "RandK");
+    place_selection(sel, sel.values.data(), d, out);
+}
+
+Properties RandK::properties(uint64_t d) const {
+    Properties p;
+    p.unbiased = true;
+    p.omega = double(d) / double(p_.resolve(d)) - 1.0;
+    return p;
+}
+
+}  // namespace pyqsgd

@@ -1,0 +1,105 @@
+#include "pyqsgd/message.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace pyqsgd {
+namespace {
+
+constexpr char kMagic[4] = {'P', 'Q', 'S', 'G'};
+
+template <class T>
+void put(std::string& out, T v) {
+    char b[sizeof(T)];
+    for (size_t i = 0; i < sizeof(T); ++i) b[i] = char((uint64_t(v) >> (8 * i)) & 0xFF);
+    out.append(b, sizeof(T));
+}
+
+class ByteReader {
+   public:
+    explicit ByteReader(const std::string& s) : s_(s) {}
+    template <class T>
+    T get(const char* field) {
+        if (s_.size() - pos_ < sizeof(T) || pos_ > s_.size())
+            throw std::invalid_argument(std::string("Message.from_bytes: truncated input while reading ") + field);
+        uint64_t v = 0;
+        for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(uint8_t(s_[pos_ + i])) << (8 * i);
+        pos_ += sizeof(T);
+        return T(v);
+    }
+    size_t remaining() const { return s_.size() - pos_; }
+    size_t pos() const { return pos_; }
+
+   private:
+    const std::string& s_;
+    size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string Message::to_bytes() const {
+    std::string out;
+    out.append(kMagic, 4);
+    put<uint8_t>(out, kVersion);
+    put<uint16_t>(out, tag);
+    put<uint32_t>(out, fingerprint);
+    put<uint64_t>(out, d);
+    put<uint64_t>(out, key.seed);
+    put<uint32_t>(out, key.round);
+    put<uint32_t>(out, key.worker);
+    put<uint32_t>(out, key.stream);
+    put<uint32_t>(out, uint32_t(used_));
+    for (size_t i = 0; i < used_; ++i) put<uint64_t>(out, sections_[i].bits);
+    for (size_t i = 0; i < used_; ++i)
+        for (uint64_t w : sections_[i].words) put<uint64_t>(out, w);
+    return out;
+}
+
+Message Message::from_bytes(const std::string& buf) {
+    ByteReader r(buf);
+    if (buf.size() < 4 || std::memcmp(buf.data(), kMagic, 4) != 0)
+        throw std::invalid_argument("Message.from_bytes: not a pyqsgd message (bad magic bytes)");
+    for (int i = 0; i < 4; ++i) r.get<uint8_t>("magic");
+    const uint8_t version = r.get<uint8_t>("version");
+    if (version != kVersion)
+        throw std::invalid_argument("Message.from_bytes: unsupported format version " + std::to_string(version) +
+                                    " (this build reads version " + std::to_string(kVersion) + ")");
+    Message m;
+    m.tag = r.get<uint16_t>("tag");
+    m.fingerprint = r.get<uint32_t>("fingerprint");
+    m.d = r.get<uint64_t>("d");
+    m.key.seed = r.get<uint64_t>("key");
+    m.key.round = r.get<uint32_t>("key");
+    m.key.worker = r.get<uint32_t>("key");
+    m.key.stream = r.get<uint32_t>("key");
+    const uint32_t n = r.get<uint32_t>("section count");
+    if (n > kMaxSections) throw std::invalid_argument("Message.from_bytes: implausible section count");
+    if (uint64_t(n) * 8 > r.remaining()) throw std::invalid_argument("Message.from_bytes: truncated section table");
+    std::vector<uint64_t> lens(n);
+    uint64_t total_words = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        lens[i] = r.get<uint64_t>("section length");
+        if (lens[i] > (uint64_t(1) << 50)) throw std::invalid_argument("Message.from_bytes: implausible section length");
+        total_words += words_for(lens[i]);
+    }
+    if (total_words * 8 != r.remaining())
+        throw std::invalid_argument("Message.from_bytes: payload size " + std::to_string(r.remaining()) +
+                                    " bytes does not match the section table (" + std::to_string(total_words * 8) +
+                                    " bytes expected)");
+    for (uint32_t i = 0; i < n; ++i) {
+        Section& s = m.add(lens[i]);
+        for (auto& w : s.words) w = r.get<uint64_t>("payload");
+        // Bits past the section's length must be zero: anything else is corruption.
+        const unsigned tail = unsigned(lens[i] & 63u);
+        if (tail && (s.words.back() >> tail) != 0)
+            throw std::invalid_argument("Message.from_bytes: nonzero padding bits (corrupted payload)");
+    }
+    return m;
+}
+
+const Section& SectionCursor::next(const char* who) {
+    if (i_ >= m_.size()) throw std::invalid_argument(std::string(who) + ": message has too few sections");
+    return m_.section(i_++);
+}
+
+}  // namespace pyqsgd

@@ -5,6 +5,9 @@ namespace py = pybind11;
 
 void bind_core(py::module_& m);
 void bind_compressors(py::module_& m);
+void bind_problems(py::module_& m);
+void bind_methods(py::module_& m);
+void bind_simulator(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyqsgd native core (C++/OpenMP). Use the `pyqsgd` package, not this module.";
@@ -18,4 +21,7 @@ PYBIND11_MODULE(_core, m) {
 #endif
     bind_core(m);
     bind_compressors(m);
+    bind_problems(m);
+    bind_methods(m);
+    bind_simulator(m);
 }

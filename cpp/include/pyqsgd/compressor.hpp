@@ -40,6 +40,8 @@ class Workspace {
    public:
     std::vector<float>& f(size_t i) { return grow(f_, i); }
     std::vector<uint32_t>& u(size_t i) { return grow(u_, i); }
+    std::vector<double>& f64(size_t i) { return grow(d_, i); }
+    std::vector<int64_t>& i64(size_t i) { return grow(i_, i); }
     Selection sel;  // a stage's selection, kept between its encode and the next stage
     Workspace& child(size_t i) {
         while (children_.size() <= i) children_.push_back(std::make_unique<Workspace>());
@@ -55,6 +57,8 @@ class Workspace {
     // deques: growing them never moves existing buffers, so references stay valid.
     std::deque<std::vector<float>> f_;
     std::deque<std::vector<uint32_t>> u_;
+    std::deque<std::vector<double>> d_;
+    std::deque<std::vector<int64_t>> i_;
     std::vector<std::unique_ptr<Workspace>> children_;
 };
 

@@ -1,0 +1,97 @@
+// The method interface: the algorithm around compressors (DESIGN.md "Method").
+//
+// Each round the simulator calls worker(i, ...) for every participating worker (in parallel;
+// a worker touches only its own state slot) and then server(...) once. State is explicit and
+// exposed through state() for inspection.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pyqsgd/compressor.hpp"
+
+namespace pyqsgd {
+
+// Facts fixed for a run.
+struct RunInfo {
+    uint32_t m = 0;
+    uint64_t d = 0;
+    std::vector<double> weights;  // aggregation weights w_i, summing to 1 (Mean: 1/m)
+    std::vector<double> prob;     // participation probabilities p_i (1 = always)
+};
+
+enum class Upload : uint8_t { kIdle = 0, kSent = 1, kSkipped = 2 };
+
+// What a round's participants see.
+struct Round {
+    uint32_t t = 0;                           // 0-based index of the step being taken
+    double lr = 0.0;
+    Key key;                                  // the run's key; compressors use key.with(t, i)
+    const double* x = nullptr;                // current model x^t
+    const std::vector<double>* step_sq = nullptr;  // ||x^{s+1} - x^s||^2 for past s, latest last
+};
+
+using NamedArrays = std::vector<std::pair<std::string, std::vector<double>>>;
+
+class Method {
+   public:
+    virtual ~Method() = default;
+    virtual std::string name() const = 0;
+    // Allocates and zeroes state for a run; checks compressors against d (and the list
+    // length against m when one compressor per worker is given).
+    virtual void reset(const RunInfo& info, const double* x0);
+    // Worker i with local vector v (its stochastic gradient, or its model change after local
+    // steps). Returns kSent with `msg` and its decoding in `decoded`, or kSkipped.
+    virtual Upload worker(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded,
+                          Workspace& ws) = 0;
+    // Aggregates and writes the step: x^{t+1} = x^t - step (before server momentum and
+    // downlink). Returns the downlink payload bits, or -1 for the default broadcast (32 d).
+    virtual int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                           const std::vector<Message>& msgs, double* step) = 0;
+    // Bits a skipping worker sends (a flag), counted in bits_up.
+    virtual uint64_t skip_bits() const { return 0; }
+    virtual NamedArrays state() const = 0;
+    // Learned per-worker vote weights (federated voting); empty otherwise.
+    virtual std::vector<double> vote_weights() const { return {}; }
+
+    const RunInfo& info() const { return info_; }
+    // Server momentum beta in [0, 1) and optional downlink compressor (applied by the simulator).
+    double momentum = 0.0;
+    CompressorPtr downlink;
+
+   protected:
+    RunInfo info_;
+    // Per-worker compressors: one shared by all, or exactly m.
+    std::vector<CompressorPtr> comps_;
+    const Compressor& comp(uint32_t i) const { return comps_.size() == 1 ? *comps_[0] : *comps_[i]; }
+
+    // Compresses v (double) as float32 with worker i's key; decodes into `decoded`.
+    void compress_vector(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded,
+                         Workspace& ws) const;
+    // out[j] = sum over sent workers, in worker order, of coef(i) * decoded[i][j]; parallel over
+    // fixed coordinate blocks, so identical at any thread count.
+    template <class Coef>
+    void weighted_sum(const std::vector<Upload>& status, const std::vector<float*>& decoded, Coef coef,
+                      double* out) const;
+    // Estimator coefficient w_i / p_i (unbiased under partial participation).
+    double est_coef(uint32_t i) const { return info_.weights[i] / info_.prob[i]; }
+};
+
+template <class Coef>
+void Method::weighted_sum(const std::vector<Upload>& status, const std::vector<float*>& decoded, Coef coef,
+                          double* out) const {
+    const uint64_t d = info_.d;
+    const uint32_t m = info_.m;
+    parallel_blocks(int64_t(d), [&](int64_t, int64_t lo, int64_t hi) {
+        for (int64_t j = lo; j < hi; ++j) out[j] = 0.0;
+        for (uint32_t i = 0; i < m; ++i) {
+            if (status[i] != Upload::kSent) continue;
+            const double c = coef(i);
+            const float* row = decoded[i];
+            for (int64_t j = lo; j < hi; ++j) out[j] += c * double(row[j]);
+        }
+    });
+}
+
+}  // namespace pyqsgd

@@ -1,0 +1,97 @@
+// The round loop: participation, batch sampling, per-worker gradients and method steps in
+// parallel over workers, then the server step, server momentum, downlink and metrics.
+//
+// Every random draw is addressed: participation by (seed', t), batches by (seed'', t, worker,
+// local step), compressors by (seed, t, worker). Parallel loops write disjoint slots and all
+// reductions run in fixed order, so the history is bitwise identical at any thread count.
+#pragma once
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "pyqsgd/methods/method.hpp"
+#include "pyqsgd/problems/problem.hpp"
+
+namespace pyqsgd {
+
+struct SimConfig {
+    uint32_t m = 1;
+    uint64_t rounds = 1;   // planned total (the last round is always logged)
+    double lr = 0.1;
+    Key key;
+    std::vector<std::vector<int64_t>> parts;  // one index array per worker
+    std::vector<uint64_t> batch;               // per worker; 0 = full local batch
+    std::vector<double> prob;                  // per worker participation probability
+    uint32_t tau = 0;                          // > 0: tau-nice sampling instead of coins
+    uint32_t local_steps = 0;                  // 0 = send gradients; H > 0 = H local SGD steps
+    double local_lr = 0.0;
+    uint64_t log_every = 1;
+    std::vector<double> weights;               // aggregation weights (normalised here)
+};
+
+struct LogRow {
+    uint64_t round = 0;
+    double loss = 0.0, grad_norm_sq = 0.0;
+    uint64_t bits_up = 0, bits_down = 0, uploads = 0, skipped = 0;
+};
+
+class Simulator {
+   public:
+    // `problem` may be null: gradients are then supplied from outside (step_external).
+    Simulator(std::shared_ptr<const Problem> problem, std::shared_ptr<Method> method, SimConfig cfg,
+              std::vector<double> x0);
+
+    // Native problems: runs up to n more rounds. Returns false if it stopped on a non-finite
+    // loss or model (the history so far is kept).
+    bool run(uint64_t n);
+
+    // External (Python) problems: who participates in round t, which samples worker i uses at
+    // local step h, then the method step with the supplied local vectors V (m x d, rows of
+    // idle workers ignored).
+    std::vector<uint8_t> participation(uint64_t t) const;
+    std::vector<int64_t> batch(uint64_t t, uint32_t i, uint32_t h) const;
+    void step_external(const double* V);
+    bool log_external(double loss, double grad_norm_sq);
+    bool due_for_log() const;
+
+    uint64_t round() const { return t_; }
+    const std::vector<double>& x() const { return x_; }
+    const std::vector<LogRow>& log() const { return log_; }
+    const std::vector<std::vector<uint64_t>>& worker_bits() const { return worker_bits_log_; }
+    const std::vector<std::vector<double>>& vote_weights() const { return vote_log_; }
+    const Method& method() const { return *method_; }
+    uint64_t dim() const { return d_; }
+
+   private:
+    void local_vector(uint32_t i, double* v, Workspace& ws) const;
+    // Worker i's samples at (t, h): its shard for full batches (no copy), else a Floyd sample
+    // of shard positions written into ws scratch. Returns the pointer and sets count.
+    const int64_t* batch_view(uint64_t t, uint32_t i, uint32_t h, Workspace& ws, uint64_t& count) const;
+    void method_round(const std::vector<uint8_t>& active);
+    bool record(double loss, double gns);
+    bool log_native();
+
+    std::shared_ptr<const Problem> problem_;
+    std::shared_ptr<Method> method_;
+    SimConfig cfg_;
+    uint64_t d_;
+    uint64_t t_ = 0;
+    std::vector<double> x_, step_, momentum_buf_, grad_buf_;
+    std::vector<double> V_;     // m x d local vectors
+    std::vector<float> dec_;    // m x d decoded messages
+    std::vector<float*> dec_rows_;
+    std::vector<Message> msgs_;
+    std::vector<Upload> status_;
+    std::deque<Workspace> ws_;  // deque: Workspace is not copyable
+    Workspace server_ws_;
+    Message down_msg_;
+    std::vector<float> down_buf_, down_dec_;
+    std::vector<double> step_sq_;
+    uint64_t bits_up_ = 0, bits_down_ = 0, uploads_ = 0, skipped_ = 0;
+    std::vector<uint64_t> worker_bits_;
+    std::vector<LogRow> log_;
+    std::vector<std::vector<uint64_t>> worker_bits_log_;
+    std::vector<std::vector<double>> vote_log_;
+};
+
+}  // namespace pyqsgd

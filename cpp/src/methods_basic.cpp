@@ -1,0 +1,149 @@
+#include <algorithm>
+
+#include "pyqsgd/compressors/basic.hpp"
+#include "pyqsgd/methods/basic.hpp"
+
+namespace pyqsgd {
+
+// ---- Method base ----------------------------------------------------------------------------
+
+void Method::reset(const RunInfo& info, const double*) {
+    info_ = info;
+    if (comps_.empty()) fail(name() + ": a compressor is required");
+    if (comps_.size() != 1 && comps_.size() != info.m)
+        fail(name() + ": got " + std::to_string(comps_.size()) + " compressors for " + std::to_string(info.m) +
+             " workers; give one compressor, or one per worker");
+    for (const auto& c : comps_) c->check(info.d);
+    if (downlink) downlink->check(info.d);
+}
+
+void Method::compress_vector(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded,
+                             Workspace& ws) const {
+    const uint64_t d = info_.d;
+    std::vector<float>& buf = ws.f(0);
+    buf.resize(d);
+    for (uint64_t j = 0; j < d; ++j) buf[j] = float(v[j]);
+    const Compressor& c = comp(i);
+    Workspace& cws = ws.child(0);
+    c.compress(buf.data(), d, r.key.with(r.t, i), msg, cws);
+    c.decompress(msg, decoded, cws);
+}
+
+// ---- DCGD -----------------------------------------------------------------------------------
+
+Upload DCGD::worker(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded, Workspace& ws) {
+    compress_vector(i, r, v, msg, decoded, ws);
+    return Upload::kSent;
+}
+
+int64_t DCGD::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                     const std::vector<Message>&, double* step) {
+    weighted_sum(status, decoded, [&](uint32_t i) { return r.lr * est_coef(i); }, step);
+    return -1;
+}
+
+// ---- EF -------------------------------------------------------------------------------------
+
+void EF::reset(const RunInfo& info, const double* x0) {
+    Method::reset(info, x0);
+    e_.assign(size_t(info.m) * info.d, 0.0);
+}
+
+Upload EF::worker(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded, Workspace& ws) {
+    const uint64_t d = info_.d;
+    double* e = e_.data() + size_t(i) * d;
+    std::vector<double>& p = ws.f64(0);
+    p.resize(d);
+    for (uint64_t j = 0; j < d; ++j) p[j] = r.lr * v[j] + e[j];
+    compress_vector(i, r, p.data(), msg, decoded, ws);
+    for (uint64_t j = 0; j < d; ++j) e[j] = p[j] - double(decoded[j]);
+    return Upload::kSent;
+}
+
+int64_t EF::server(const Round&, const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                   const std::vector<Message>&, double* step) {
+    weighted_sum(status, decoded, [&](uint32_t i) { return est_coef(i); }, step);
+    return -1;
+}
+
+NamedArrays EF::state() const { return {{"error", e_}}; }
+
+// ---- EF21 -----------------------------------------------------------------------------------
+
+void EF21::reset(const RunInfo& info, const double* x0) {
+    Method::reset(info, x0);
+    gi_.assign(size_t(info.m) * info.d, 0.0);
+    g_.assign(info.d, 0.0);
+    started_.assign(info.m, 0);
+}
+
+Upload EF21::worker(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded, Workspace& ws) {
+    const uint64_t d = info_.d;
+    double* gi = gi_.data() + size_t(i) * d;
+    std::vector<double>& diff = ws.f64(0);
+    diff.resize(d);
+    for (uint64_t j = 0; j < d; ++j) diff[j] = v[j] - gi[j];
+    if (exact_init_ && !started_[i]) {
+        // First upload uncompressed: g_i^0 = grad f_i(x^0) (up to float32 on the wire).
+        static const Identity exact;
+        std::vector<float>& buf = ws.f(0);
+        buf.resize(d);
+        for (uint64_t j = 0; j < d; ++j) buf[j] = float(diff[j]);
+        exact.compress(buf.data(), d, r.key.with(r.t, i), msg, ws.child(0));
+        exact.decompress(msg, decoded, ws.child(0));
+    } else {
+        compress_vector(i, r, diff.data(), msg, decoded, ws);
+    }
+    started_[i] = 1;
+    for (uint64_t j = 0; j < d; ++j) gi[j] += double(decoded[j]);
+    return Upload::kSent;
+}
+
+int64_t EF21::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                     const std::vector<Message>&, double* step) {
+    // g stays the weighted mean of the workers' g_i: non-participants' g_i did not move.
+    weighted_sum(status, decoded, [&](uint32_t i) { return info_.weights[i]; }, step);
+    for (uint64_t j = 0; j < info_.d; ++j) {
+        g_[j] += step[j];
+        step[j] = r.lr * g_[j];
+    }
+    return -1;
+}
+
+NamedArrays EF21::state() const { return {{"g_workers", gi_}, {"g", g_}}; }
+
+// ---- DIANA ----------------------------------------------------------------------------------
+
+void DIANA::reset(const RunInfo& info, const double* x0) {
+    Method::reset(info, x0);
+    if (!(alpha_ > 0.0 && alpha_ <= 1.0)) fail("DIANA: alpha must be in (0, 1], got " + std::to_string(alpha_));
+    hi_.assign(size_t(info.m) * info.d, 0.0);
+    h_.assign(info.d, 0.0);
+    tmp_.assign(info.d, 0.0);
+}
+
+Upload DIANA::worker(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded, Workspace& ws) {
+    const uint64_t d = info_.d;
+    double* hi = hi_.data() + size_t(i) * d;
+    std::vector<double>& diff = ws.f64(0);
+    diff.resize(d);
+    for (uint64_t j = 0; j < d; ++j) diff[j] = v[j] - hi[j];
+    compress_vector(i, r, diff.data(), msg, decoded, ws);
+    for (uint64_t j = 0; j < d; ++j) hi[j] += alpha_ * double(decoded[j]);
+    return Upload::kSent;
+}
+
+int64_t DIANA::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                      const std::vector<Message>&, double* step) {
+    weighted_sum(status, decoded, [&](uint32_t i) { return est_coef(i); }, step);
+    weighted_sum(status, decoded, [&](uint32_t i) { return info_.weights[i]; }, tmp_.data());
+    for (uint64_t j = 0; j < info_.d; ++j) {
+        step[j] = r.lr * (h_[j] + step[j]);
+        h_[j] += alpha_ * tmp_[j];  // h stays the weighted mean of the h_i (no 1/p_i here)
+    }
+    return -1;
+}
+
+NamedArrays DIANA::state() const { return {{"h_workers", hi_}, {"h", h_}}; }
+
+}  // namespace pyqsgd

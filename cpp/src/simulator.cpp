@@ -1,0 +1,240 @@
+#include "pyqsgd/simulator.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "pyqsgd/compressors/sparse.hpp"
+#include "pyqsgd/parallel.hpp"
+
+namespace pyqsgd {
+namespace {
+// Purpose-specific seeds derived from the user seed (compressors use the seed itself).
+constexpr uint64_t kBatchSalt = 0xB47C4ull, kParticipationSalt = 0x9A271ull, kDownlinkSalt = 0xD0411ull;
+Key derived(const Key& k, uint64_t salt) {
+    Key out;
+    out.seed = mix64(k.seed ^ mix64(salt));
+    return out;
+}
+}  // namespace
+
+Simulator::Simulator(std::shared_ptr<const Problem> problem, std::shared_ptr<Method> method, SimConfig cfg,
+                     std::vector<double> x0)
+    : problem_(std::move(problem)), method_(std::move(method)), cfg_(std::move(cfg)), x_(std::move(x0)) {
+    const uint32_t m = cfg_.m;
+    d_ = x_.size();
+    if (m == 0) fail("n_workers must be >= 1");
+    if (d_ == 0) fail("x0 must be non-empty");
+    if (problem_ && problem_->dim() != d_)
+        fail("x0 has length " + std::to_string(d_) + " but the problem has dimension " + std::to_string(problem_->dim()));
+    if (cfg_.parts.size() != m) fail("partition must have one index array per worker");
+    if (cfg_.batch.size() != m || cfg_.prob.size() != m) fail("batch_size and participation need one entry per worker");
+    if (!(cfg_.lr > 0.0) || !std::isfinite(cfg_.lr)) fail("lr must be a positive finite number");
+    for (uint32_t i = 0; i < m; ++i) {
+        if (cfg_.parts[i].empty()) fail("worker " + std::to_string(i) + " has an empty shard; every worker needs data");
+        if (cfg_.batch[i] > cfg_.parts[i].size())
+            fail("batch_size " + std::to_string(cfg_.batch[i]) + " of worker " + std::to_string(i) +
+                 " exceeds its shard size " + std::to_string(cfg_.parts[i].size()));
+        if (!(cfg_.prob[i] > 0.0 && cfg_.prob[i] <= 1.0)) fail("participation probabilities must be in (0, 1]");
+        if (problem_)
+            for (int64_t s : cfg_.parts[i])
+                if (s < 0 || uint64_t(s) >= problem_->n()) fail("partition index out of range for the problem's data");
+    }
+    if (cfg_.tau > m) fail("tau must be <= n_workers");
+    if (cfg_.log_every == 0) fail("log_every must be >= 1");
+    if (cfg_.local_steps > 0 && !(cfg_.local_lr > 0.0)) fail("local_lr must be > 0 when local_steps > 0");
+    if (cfg_.weights.size() != m) fail("weights need one entry per worker");
+    double wsum = 0.0;
+    for (double w : cfg_.weights) {
+        if (!(w >= 0.0) || !std::isfinite(w)) fail("aggregation weights must be finite and >= 0");
+        wsum += w;
+    }
+    if (!(wsum > 0.0)) fail("aggregation weights must not all be zero");
+    RunInfo info;
+    info.m = m;
+    info.d = d_;
+    for (double w : cfg_.weights) info.weights.push_back(w / wsum);
+    info.prob = cfg_.prob;
+    if (cfg_.tau > 0) std::fill(info.prob.begin(), info.prob.end(), double(cfg_.tau) / double(m));
+    method_->reset(info, x_.data());
+
+    step_.assign(d_, 0.0);
+    momentum_buf_.assign(d_, 0.0);
+    grad_buf_.assign(d_, 0.0);
+    V_.assign(size_t(m) * d_, 0.0);
+    dec_.assign(size_t(m) * d_, 0.0f);
+    for (uint32_t i = 0; i < m; ++i) dec_rows_.push_back(dec_.data() + size_t(i) * d_);
+    msgs_.resize(m);
+    status_.assign(m, Upload::kIdle);
+    ws_.resize(m);
+    worker_bits_.assign(m, 0);
+}
+
+std::vector<uint8_t> Simulator::participation(uint64_t t) const {
+    const uint32_t m = cfg_.m;
+    std::vector<uint8_t> active(m, 1);
+    const Key k = derived(cfg_.key, kParticipationSalt).with(uint32_t(t), 0);
+    if (cfg_.tau > 0) {
+        std::fill(active.begin(), active.end(), 0);
+        Workspace ws;
+        std::vector<uint32_t> chosen;
+        sample_subset(k, m, cfg_.tau, ws, chosen);
+        for (uint32_t i : chosen) active[i] = 1;
+        return active;
+    }
+    for (uint32_t i = 0; i < m; ++i)
+        if (cfg_.prob[i] < 1.0) active[i] = to_unit_float(draw_u32(k, i)) < float(cfg_.prob[i]);
+    return active;
+}
+
+const int64_t* Simulator::batch_view(uint64_t t, uint32_t i, uint32_t h, Workspace& ws, uint64_t& count) const {
+    const std::vector<int64_t>& shard = cfg_.parts[i];
+    const uint64_t b = cfg_.batch[i];
+    if (b == 0 || b == shard.size()) {
+        count = shard.size();
+        return shard.data();
+    }
+    Key k = derived(cfg_.key, kBatchSalt).with(uint32_t(t), i);
+    k.stream = h;
+    std::vector<uint32_t>& pos = ws.u(6);
+    sample_subset(k, shard.size(), b, ws.child(6), pos);
+    std::vector<int64_t>& out = ws.i64(0);
+    out.resize(b);
+    int64_t* o = out.data();
+    for (uint64_t j = 0; j < b; ++j) o[j] = shard[pos[j]];
+    count = b;
+    return o;
+}
+
+std::vector<int64_t> Simulator::batch(uint64_t t, uint32_t i, uint32_t h) const {
+    Workspace ws;
+    uint64_t count = 0;
+    const int64_t* p = batch_view(t, i, h, ws, count);
+    return std::vector<int64_t>(p, p + count);
+}
+
+void Simulator::local_vector(uint32_t i, double* v, Workspace& ws) const {
+    uint64_t count = 0;
+    if (cfg_.local_steps == 0) {
+        const int64_t* idx = batch_view(t_, i, 0, ws, count);
+        problem_->grad(x_.data(), idx, count, v);
+        return;
+    }
+    // H local SGD steps from x; the worker sends its model change x - x_local.
+    std::vector<double>& xl = ws.f64(7);
+    std::vector<double>& g = ws.f64(8);
+    xl = x_;
+    g.resize(d_);
+    for (uint32_t h = 0; h < cfg_.local_steps; ++h) {
+        const int64_t* idx = batch_view(t_, i, h, ws, count);
+        problem_->grad(xl.data(), idx, count, g.data());
+        for (uint64_t j = 0; j < d_; ++j) xl[j] -= cfg_.local_lr * g[j];
+    }
+    for (uint64_t j = 0; j < d_; ++j) v[j] = x_[j] - xl[j];
+}
+
+void Simulator::method_round(const std::vector<uint8_t>& active) {
+    const uint32_t m = cfg_.m;
+    Round r;
+    r.t = uint32_t(t_);
+    r.lr = cfg_.lr;
+    r.key = cfg_.key;
+    r.x = x_.data();
+    r.step_sq = &step_sq_;
+    parallel_for(m, [&](int64_t ii) {
+        const uint32_t i = uint32_t(ii);
+        status_[i] = active[i] ? method_->worker(i, r, V_.data() + size_t(i) * d_, msgs_[i], dec_rows_[i], ws_[i])
+                               : Upload::kIdle;
+    });
+    for (uint32_t i = 0; i < m; ++i) {
+        uint64_t b = 0;
+        if (status_[i] == Upload::kSent) {
+            b = msgs_[i].bits();
+            ++uploads_;
+        } else if (status_[i] == Upload::kSkipped) {
+            b = method_->skip_bits();
+            ++skipped_;
+        }
+        bits_up_ += b;
+        worker_bits_[i] += b;
+    }
+    const int64_t down = method_->server(r, status_, dec_rows_, msgs_, step_.data());
+    // Server momentum (heavy ball on the step), then the broadcast.
+    if (method_->momentum > 0.0) {
+        for (uint64_t j = 0; j < d_; ++j) step_[j] = momentum_buf_[j] = method_->momentum * momentum_buf_[j] + step_[j];
+    }
+    double sq = 0.0;
+    if (method_->downlink) {
+        down_buf_.resize(d_);
+        down_dec_.resize(d_);
+        for (uint64_t j = 0; j < d_; ++j) down_buf_[j] = float(step_[j]);
+        const Compressor& c = *method_->downlink;
+        c.compress(down_buf_.data(), d_, derived(cfg_.key, kDownlinkSalt).with(uint32_t(t_), 0), down_msg_, server_ws_);
+        c.decompress(down_msg_, down_dec_.data(), server_ws_);
+        bits_down_ += down_msg_.bits();
+        for (uint64_t j = 0; j < d_; ++j) {
+            x_[j] -= double(down_dec_[j]);
+            sq += double(down_dec_[j]) * double(down_dec_[j]);
+        }
+    } else {
+        bits_down_ += down >= 0 ? uint64_t(down) : 32 * d_;
+        for (uint64_t j = 0; j < d_; ++j) {
+            x_[j] -= step_[j];
+            sq += step_[j] * step_[j];
+        }
+    }
+    step_sq_.push_back(sq);
+    if (step_sq_.size() > 1024) step_sq_.erase(step_sq_.begin(), step_sq_.begin() + 512);
+    ++t_;
+}
+
+bool Simulator::due_for_log() const { return t_ % cfg_.log_every == 0 || t_ == cfg_.rounds; }
+
+bool Simulator::record(double loss, double gns) {
+    LogRow row;
+    row.round = t_;
+    row.loss = loss;
+    row.grad_norm_sq = gns;
+    row.bits_up = bits_up_;
+    row.bits_down = bits_down_;
+    row.uploads = uploads_;
+    row.skipped = skipped_;
+    log_.push_back(row);
+    worker_bits_log_.push_back(worker_bits_);
+    const std::vector<double> vw = method_->vote_weights();
+    if (!vw.empty()) vote_log_.push_back(vw);
+    bool finite = std::isfinite(loss) && std::isfinite(gns);
+    for (double v : x_) finite = finite && std::isfinite(v);
+    return finite;
+}
+
+bool Simulator::log_native() {
+    const double loss = problem_->full_loss(x_.data());
+    const double gns = problem_->full_grad(x_.data(), grad_buf_.data());
+    return record(loss, gns);
+}
+
+bool Simulator::run(uint64_t n) {
+    if (!problem_) fail("run() needs a native problem; use step_external() for Python problems");
+    if (log_.empty() && !log_native()) return false;  // round 0 = x0
+    const uint32_t m = cfg_.m;
+    for (uint64_t k = 0; k < n; ++k) {
+        const std::vector<uint8_t> active = participation(t_);
+        parallel_for(m, [&](int64_t ii) {
+            const uint32_t i = uint32_t(ii);
+            if (active[i]) local_vector(i, V_.data() + size_t(i) * d_, ws_[i]);
+        });
+        method_round(active);
+        if (due_for_log() && !log_native()) return false;
+    }
+    return true;
+}
+
+void Simulator::step_external(const double* V) {
+    const std::vector<uint8_t> active = participation(t_);
+    std::copy(V, V + size_t(cfg_.m) * d_, V_.begin());
+    method_round(active);
+}
+
+bool Simulator::log_external(double loss, double gns) { return record(loss, gns); }
+
+}  // namespace pyqsgd

@@ -1,0 +1,90 @@
+"""Method base: a parameter record that builds a fresh native method (with zeroed state) for
+each simulation run."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._params import Params
+from .._validate import check_float
+from ..aggregators import Aggregator, Mean
+from ..compressors import Compressor
+
+__all__ = ["Method"]
+
+
+def _compressor_list(owner, compressor):
+    if isinstance(compressor, Compressor):
+        return [compressor]
+    if isinstance(compressor, (list, tuple)) and compressor and all(isinstance(c, Compressor) for c in compressor):
+        return list(compressor)
+    raise TypeError(f"{owner}: compressor must be a pyqsgd compressor or a non-empty list of them "
+                    f"(one per worker), got {compressor!r}")
+
+
+class Method(Params):
+    """Common parameters of every method.
+
+    Parameters
+    ----------
+    compressor : Compressor or list of Compressor
+        The uplink compressor, or one per worker (any per-worker scheme, e.g. DAGC).
+    aggregator : Aggregator, default Mean()
+        How the server weights workers (``WeightedMean("data")`` targets the full-data objective
+        on unequal shards).
+    server_momentum : float in [0, 1), default 0
+        Heavy-ball momentum on the server step: v <- beta v + step; x <- x - v.
+    downlink : Compressor or None
+        Compresses the server's broadcast step (bits counted in bits_down); None broadcasts
+        32 d bits per round.
+    """
+
+    # Methods whose update needs an unbiased compressor set this (DIANA).
+    _needs_unbiased = False
+
+    def __init__(self, compressor, *, aggregator=None, server_momentum=0.0, downlink=None):
+        self.compressor = compressor
+        self.aggregator = aggregator
+        self.server_momentum = server_momentum
+        self.downlink = downlink
+        self._validate()
+
+    def _validate(self):
+        name = type(self).__name__
+        _compressor_list(name, self.compressor)
+        if self.aggregator is not None and not isinstance(self.aggregator, Aggregator):
+            raise TypeError(f"{name}: aggregator must be a pyqsgd aggregator (Mean(), WeightedMean(...)), "
+                            f"got {self.aggregator!r}")
+        check_float(name, "server_momentum", self.server_momentum, low=0.0, high=1.0, high_open=True)
+        if self.downlink is not None and not isinstance(self.downlink, Compressor):
+            raise TypeError(f"{name}: downlink must be a pyqsgd compressor or None, got {self.downlink!r}")
+
+    @property
+    def compressors(self):
+        return _compressor_list(type(self).__name__, self.compressor)
+
+    def worker_weights(self, sizes):
+        """Normalised aggregation weights for shards of the given sizes."""
+        agg = self.aggregator if self.aggregator is not None else Mean()
+        return agg.worker_weights(np.asarray(sizes, dtype=np.float64))
+
+    def _native_compressors(self, d, m):
+        cs = self.compressors
+        if len(cs) not in (1, m):
+            raise ValueError(f"{type(self).__name__}: got {len(cs)} compressors for {m} workers; "
+                             "give one compressor, or one per worker")
+        return [c._native for c in cs]
+
+    def _make(self, d, m):  # pragma: no cover - every subclass overrides
+        raise TypeError(f"{type(self).__name__} cannot run natively")
+
+    def build(self, d, m):
+        """A fresh native method for dimension d and m workers (state zeroed)."""
+        native = self._make(d, m)
+        native.momentum = float(self.server_momentum)
+        if self.downlink is not None:
+            native.downlink = self.downlink._native
+        return native
+
+    def __repr__(self):
+        args = [repr(self.compressor)] + [a for a in self._repr_args() if not a.startswith("compressor=")]
+        return f"{type(self).__name__}({', '.join(args)})"

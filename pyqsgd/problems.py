@@ -1,0 +1,187 @@
+"""Built-in problems (C++): least squares, logistic and softmax regression, each with l2.
+
+Conventions (DESIGN.md): f(x) = (1/n) sum_i phi_i(x) + (l2/2)||x||^2 with
+- LeastSquares: phi_i = (1/2)(a_i^T x - b_i)^2
+- LogisticRegression: phi_i = log(1 + exp(-y_i a_i^T x)), y_i = +-1
+- SoftmaxRegression: phi_i = logsumexp(W a_i) - (W a_i)_{y_i}, x = W.ravel() (classes x d)
+A worker's local f_i is the same formula over its shard. Data (dense or scipy.sparse) are
+copied once into native float32 storage and shared by all workers by index.
+
+Any object with ``loss(x)``, ``grad(x, indices)`` and ``n_samples`` also works in
+:func:`pyqsgd.simulate` (slower path), e.g. a NumPy or PyTorch model.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from ._validate import check_float
+
+__all__ = ["Problem", "LeastSquares", "LogisticRegression", "SoftmaxRegression", "is_python_problem"]
+
+
+def _dataset(X, owner):
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float32)
+        X.sum_duplicates()
+        X.sort_indices()
+        n, d = X.shape
+        if X.nnz and not np.isfinite(X.data).all():
+            raise ValueError(f"{owner}: X contains NaN or Inf")
+        return _core.Dataset.csr(np.ascontiguousarray(X.indptr, dtype=np.int64),
+                                 np.ascontiguousarray(X.indices, dtype=np.int32),
+                                 np.ascontiguousarray(X.data, dtype=np.float32), n, d), (n, d)
+    try:
+        A = np.asarray(X)
+    except Exception as e:  # noqa: BLE001
+        raise TypeError(f"{owner}: X must be a 2-D array or scipy.sparse matrix, got {type(X).__name__}") from e
+    if A.dtype == bool or A.dtype.kind not in "fiu":
+        raise TypeError(f"{owner}: X must be numeric, got dtype {A.dtype}")
+    if A.ndim != 2:
+        raise ValueError(f"{owner}: X must be 2-D (samples x features), got shape {A.shape}")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"{owner}: X must have at least one row and one column, got shape {A.shape}")
+    A = np.ascontiguousarray(A, dtype=np.float32)
+    if not np.isfinite(A).all():
+        raise ValueError(f"{owner}: X contains NaN or Inf")
+    return _core.Dataset.dense(A), A.shape
+
+
+def _vector(v, n, name, owner, dtype=np.float32):
+    a = np.asarray(v)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError(f"{owner}: {name} must be 1-D with one entry per row of X ({n}), got shape {a.shape}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{owner}: {name} must be numeric, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+class Problem:
+    """Base class of the native problems: loss, gradients and smoothness on any sample subset."""
+
+    _native = None
+
+    @property
+    def dim(self):
+        """Model dimension."""
+        return self._native.dim
+
+    @property
+    def n_samples(self):
+        return self._native.n
+
+    def _x(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.ndim != 1 or x.shape[0] != self.dim:
+            raise ValueError(f"x must be 1-D of length {self.dim}, got shape {x.shape}")
+        return x
+
+    @staticmethod
+    def _idx(indices):
+        if indices is None:
+            return None
+        return np.ascontiguousarray(indices, dtype=np.int64)
+
+    def loss(self, x, indices=None):
+        """Mean loss over ``indices`` (all samples when None) plus (l2/2)||x||^2."""
+        return self._native.loss(self._x(x), self._idx(indices))
+
+    def grad(self, x, indices=None):
+        """Gradient of :meth:`loss` (float64)."""
+        return self._native.grad(self._x(x), self._idx(indices))
+
+    def smoothness(self, indices=None):
+        """Smoothness constant L of the loss over ``indices``: sup phi'' lambda_max(A^T A/|S|) + l2."""
+        return self._native.smoothness(self._idx(indices))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(n={self.n_samples}, d={self.shape[1]}, l2={self.l2!r})"
+
+    def __reduce__(self):
+        return (type(self)._rebuild, (self._init_args,))
+
+    @classmethod
+    def _rebuild(cls, args):
+        return cls(*args[0], **args[1])
+
+
+class LeastSquares(Problem):
+    """f(x) = (1/2n)||Ax - b||^2 + (l2/2)||x||^2; A dense or scipy.sparse.
+
+    >>> import numpy as np, pyqsgd as pq
+    >>> prob = pq.problems.LeastSquares(np.eye(3), np.ones(3))
+    >>> float(prob.loss(np.ones(3)))
+    0.0
+    """
+
+    def __init__(self, A, b, l2=0.0):
+        self.l2 = check_float("LeastSquares", "l2", l2, low=0.0)
+        data, self.shape = _dataset(A, "LeastSquares")
+        self.b = _vector(b, self.shape[0], "b", "LeastSquares")
+        if not np.isfinite(self.b).all():
+            raise ValueError("LeastSquares: b contains NaN or Inf")
+        self._init_args = ((A, b), {"l2": l2})
+        self._native = _core.LeastSquares(data, self.b, self.l2)
+
+
+class LogisticRegression(Problem):
+    """f(x) = (1/n) sum log(1 + exp(-y_i a_i^T x)) + (l2/2)||x||^2 with labels y_i = +-1.
+
+    >>> import numpy as np, pyqsgd as pq
+    >>> prob = pq.problems.LogisticRegression(np.eye(2), np.array([1.0, -1.0]))
+    >>> round(float(prob.loss(np.zeros(2))), 4)     # log 2
+    0.6931
+    """
+
+    def __init__(self, X, y, l2=0.0):
+        self.l2 = check_float("LogisticRegression", "l2", l2, low=0.0)
+        data, self.shape = _dataset(X, "LogisticRegression")
+        self.y = _vector(y, self.shape[0], "y", "LogisticRegression")
+        bad = ~np.isin(self.y, (-1.0, 1.0))
+        if bad.any():
+            raise ValueError(f"LogisticRegression: labels y must be +1 or -1, found {np.unique(self.y[bad])[:5]}; "
+                             "map {0, 1} labels with 2*y - 1")
+        self._init_args = ((X, y), {"l2": l2})
+        self._native = _core.LogisticRegression(data, self.y, self.l2)
+
+
+class SoftmaxRegression(Problem):
+    """Multinomial logistic regression; x = W.ravel() with W of shape (n_classes, d).
+
+    >>> import numpy as np, pyqsgd as pq
+    >>> prob = pq.problems.SoftmaxRegression(np.eye(3), np.array([0, 1, 2]))
+    >>> prob.dim
+    9
+    """
+
+    def __init__(self, X, y, n_classes=None, l2=0.0):
+        self.l2 = check_float("SoftmaxRegression", "l2", l2, low=0.0)
+        data, self.shape = _dataset(X, "SoftmaxRegression")
+        y = np.asarray(y)
+        if y.dtype.kind == "f":
+            if not np.all(np.mod(y, 1) == 0):
+                raise ValueError("SoftmaxRegression: labels y must be integers 0..n_classes-1")
+        self.y = _vector(y, self.shape[0], "y", "SoftmaxRegression", dtype=np.int64)
+        if n_classes is None:
+            n_classes = int(self.y.max()) + 1
+        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
+            raise ValueError(f"SoftmaxRegression: n_classes must be an int >= 2, got {n_classes!r}")
+        if self.y.min() < 0 or self.y.max() >= n_classes:
+            raise ValueError(f"SoftmaxRegression: labels must lie in [0, {n_classes}), got range "
+                             f"[{self.y.min()}, {self.y.max()}]")
+        self.n_classes = int(n_classes)
+        self._init_args = ((X, y), {"n_classes": n_classes, "l2": l2})
+        self._native = _core.SoftmaxRegression(data, self.y, self.n_classes, self.l2)
+
+    def __repr__(self):
+        return (f"SoftmaxRegression(n={self.n_samples}, d={self.shape[1]}, n_classes={self.n_classes}, "
+                f"l2={self.l2!r})")
+
+
+def is_python_problem(obj):
+    """True for user objects usable through the slower Python path of simulate()."""
+    return not isinstance(obj, Problem) and callable(getattr(obj, "loss", None)) and callable(
+        getattr(obj, "grad", None))

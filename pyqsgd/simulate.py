@@ -1,0 +1,270 @@
+"""simulate(): distributed training with many simulated workers.
+
+Native problems run as one GIL-free C++ call per chunk of rounds, parallel over workers;
+Python problems (objects with ``loss(x)``, ``grad(x, indices)``, ``n_samples``) take a slower
+path with the same sampling, methods and accounting.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from . import _core
+from ._validate import as_key, check_float, check_int
+from .history import History
+from .methods.base import Method
+from .problems import Problem, is_python_problem
+from .threads import get_num_threads
+
+__all__ = ["simulate"]
+
+
+def _iid_partition(n, m, key):
+    from .data import partition
+
+    return partition(n, m, scheme="iid", key=key)
+
+
+def _per_worker(value, m, name, kind):
+    """A scalar or one entry per worker."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        arr = list(np.asarray(value).tolist())
+        if len(arr) != m:
+            raise ValueError(f"simulate: {name} must have one entry per worker ({m}), got {len(arr)}")
+        return arr
+    return [value] * m
+
+
+def _batches(batch_size, parts):
+    m = len(parts)
+    if batch_size is None:
+        return [0] * m
+    out = []
+    for i, b in enumerate(_per_worker(batch_size, m, "batch_size", int)):
+        if b is None:
+            out.append(0)
+            continue
+        b = check_int("simulate", "batch_size", b, low=1)
+        if b > len(parts[i]):
+            raise ValueError(f"simulate: batch_size {b} of worker {i} exceeds its shard size {len(parts[i])}; "
+                             "use a smaller batch or fewer workers")
+        out.append(b)
+    return out
+
+
+def _probabilities(participation, m):
+    if participation is None:
+        return [1.0] * m
+    probs = [check_float("simulate", "participation", p) for p in _per_worker(participation, m, "participation", float)]
+    for p in probs:
+        if not 0.0 < p <= 1.0:
+            raise ValueError(f"simulate: participation probabilities must be in (0, 1], got {p}")
+    return probs
+
+
+def _partition(partition, n, m, key):
+    if partition is None:
+        return _iid_partition(n, m, key)
+    parts = [np.ascontiguousarray(p, dtype=np.int64) for p in partition]
+    if len(parts) != m:
+        raise ValueError(f"simulate: partition has {len(parts)} shards for n_workers={m}")
+    for i, p in enumerate(parts):
+        if p.ndim != 1:
+            raise ValueError(f"simulate: partition shard {i} must be a 1-D index array")
+        if p.size == 0:
+            raise ValueError(f"simulate: worker {i} has an empty shard; every worker needs data")
+        if p.min() < 0 or p.max() >= n:
+            raise ValueError(f"simulate: partition shard {i} has indices outside [0, {n})")
+    return parts
+
+
+def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None, partition=None,
+             participation=None, x0=None, key=0, log_every=1, progress=False, *, tau=None, local_steps=None,
+             local_lr=None, dtype="float64", chunk=None):
+    """Runs ``method`` on ``problem`` with ``n_workers`` simulated workers for ``rounds`` rounds.
+
+    Parameters
+    ----------
+    problem : pyqsgd.problems.Problem or object with loss(x), grad(x, indices), n_samples
+    method : pyqsgd.methods.Method
+    n_workers, rounds : int
+    lr : float
+        Server step size (with ``local_steps`` it scales the aggregated model change).
+    batch_size : None, int or list of int
+        None = full local batch; one int for all, or one per worker (heterogeneous batches).
+    partition : None or list of index arrays
+        None = iid split (``pyqsgd.data.partition(n, m, "iid", key=key)``).
+    participation : None, float or list of float
+        Per-worker participation probabilities p_i in (0, 1]; the server weights by 1/p_i.
+    tau : int, optional
+        tau-nice sampling: exactly tau workers chosen uniformly each round (p_i = tau/m).
+    local_steps, local_lr : int, float, optional
+        Workers run ``local_steps`` SGD steps with ``local_lr`` from x and send the compressed
+        model change (federated-averaging style, ALGORITHMS.md §3).
+    x0 : array, optional (zeros)
+    key : int
+        Seed of every random draw; same key ⇒ bitwise-identical history at any thread count.
+    log_every : int
+        Log every this many rounds (round 0 and the last round are always logged).
+    progress : bool
+        Show a tqdm progress bar.
+    dtype : "float64" or "float32"
+        dtype of ``hist.x``. The simulation state is float64; messages are float32 on the wire.
+
+    Returns
+    -------
+    History
+        ``hist.to_frame()`` has columns round, loss, grad_norm_sq, bits_up, bits_down, uploads,
+        skipped, bits. Ctrl-C stops cleanly between chunks and returns the history so far; a
+        non-finite loss stops the run with a warning and keeps the history.
+
+    >>> import numpy as np, pyqsgd as pq
+    >>> A = np.random.default_rng(0).standard_normal((200, 5)).astype(np.float32)
+    >>> prob = pq.problems.LogisticRegression(A, np.sign(A[:, 0]) + (A[:, 0] == 0))
+    >>> hist = pq.simulate(prob, pq.methods.EF21(pq.TopK(k=2)), n_workers=4, rounds=50, lr=0.5)
+    >>> bool(hist.loss[-1] < hist.loss[0])
+    True
+    """
+    if not isinstance(method, Method):
+        raise TypeError(f"simulate: method must be a pyqsgd method (e.g. pq.methods.EF21(pq.TopK(k=10))), "
+                        f"got {type(method).__name__}")
+    native_problem = isinstance(problem, Problem)
+    if not native_problem and not is_python_problem(problem):
+        raise TypeError("simulate: problem must be a pyqsgd problem or an object with loss(x), grad(x, indices) "
+                        f"and n_samples, got {type(problem).__name__}")
+    m = check_int("simulate", "n_workers", n_workers, low=1)
+    rounds = check_int("simulate", "rounds", rounds, low=0)
+    lr = check_float("simulate", "lr", lr, low=0.0, low_open=True)
+    log_every = check_int("simulate", "log_every", log_every, low=1)
+    seed = as_key(key).seed
+    if dtype not in ("float64", "float32", np.float64, np.float32):
+        raise ValueError(f"simulate: dtype must be 'float64' or 'float32', got {dtype!r}")
+
+    if native_problem:
+        n, d = problem.n_samples, problem.dim
+    else:
+        n = getattr(problem, "n_samples", None)
+        if not isinstance(n, numbers.Integral) or n < 1:
+            raise TypeError("simulate: a Python problem needs an integer attribute n_samples >= 1")
+        d = getattr(problem, "dim", None)
+        if d is None and x0 is None:
+            raise ValueError("simulate: give x0 (or a `dim` attribute) for a Python problem")
+    if m > n:
+        raise ValueError(f"simulate: n_workers={m} exceeds the number of samples {n}")
+    if x0 is None:
+        x0 = np.zeros(int(d))
+    x0 = np.array(x0, dtype=np.float64).ravel()
+    if d is not None and x0.shape[0] != int(d):
+        raise ValueError(f"simulate: x0 has length {x0.shape[0]}, the problem has dimension {d}")
+    if not np.isfinite(x0).all():
+        raise ValueError("simulate: x0 contains NaN or Inf")
+    d = x0.shape[0]
+
+    parts = _partition(partition, n, m, seed)
+    cfg = _core.SimConfig()
+    cfg.m = m
+    cfg.rounds = rounds
+    cfg.lr = lr
+    cfg.key = _core.Key(seed=seed)
+    cfg.parts = parts
+    cfg.batch = _batches(batch_size, parts)
+    cfg.prob = _probabilities(participation, m)
+    if tau is not None:
+        if participation is not None:
+            raise ValueError("simulate: give participation probabilities or tau, not both")
+        cfg.tau = check_int("simulate", "tau", tau, low=1, high=m)
+    if local_steps is not None:
+        cfg.local_steps = check_int("simulate", "local_steps", local_steps, low=1)
+        if local_lr is None:
+            raise ValueError("simulate: local_steps needs local_lr (the workers' SGD step size)")
+        cfg.local_lr = check_float("simulate", "local_lr", local_lr, low=0.0, low_open=True)
+    elif local_lr is not None:
+        raise ValueError("simulate: local_lr is only used with local_steps")
+    cfg.log_every = log_every
+    sizes = np.array([len(p) for p in parts], dtype=np.float64)
+    cfg.weights = list(method.worker_weights(sizes))
+
+    native_method = method.build(d, m)
+    sim = _core.Simulator(problem._native if native_problem else None, native_method, cfg, x0)
+    meta = {
+        "method": repr(method), "problem": repr(problem), "key": seed, "n_workers": m, "rounds": rounds, "lr": lr,
+        "batch_size": batch_size if not isinstance(batch_size, np.ndarray) else batch_size.tolist(),
+        "participation": participation if not isinstance(participation, np.ndarray) else participation.tolist(),
+        "tau": tau, "local_steps": local_steps, "local_lr": local_lr, "log_every": log_every,
+        "threads": get_num_threads(), "version": getattr(_core, "__version__", "?"),
+    }
+    if chunk is None:
+        chunk = max(1, math.ceil(rounds / 200))
+    stopped = None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=rounds, desc=type(method).__name__, leave=False)
+    try:
+        done = 0
+        if native_problem:
+            if rounds == 0:
+                sim.run(0)
+            while done < rounds:
+                step = min(chunk, rounds - done)
+                ok = sim.run(step)
+                done = sim.round
+                if bar is not None:
+                    bar.update(step)
+                if not ok:
+                    stopped = f"non-finite loss or model at round {done}"
+                    break
+        else:
+            stopped = _run_python(problem, sim, cfg, rounds, x0, bar)
+    except KeyboardInterrupt:
+        stopped = f"interrupted at round {sim.round}"
+    finally:
+        if bar is not None:
+            bar.close()
+    if stopped:
+        warnings.warn(f"simulate stopped early: {stopped}; the history so far is returned "
+                      "(try a smaller lr if the loss diverged)", RuntimeWarning, stacklevel=2)
+    arrays = sim.log_arrays()
+    x = sim.x.astype(np.float32 if dtype in ("float32", np.float32) else np.float64)
+    state = sim.method_state()
+    try:
+        method.state_ = state
+    except AttributeError:  # pragma: no cover - slots-based user subclasses
+        pass
+    return History(arrays, x, state, meta, stopped)
+
+
+def _python_metrics(problem, x):
+    n = problem.n_samples
+    loss = float(problem.loss(x))
+    g = np.asarray(problem.grad(x, np.arange(n)), dtype=np.float64)
+    return loss, float(g @ g)
+
+
+def _run_python(problem, sim, cfg, rounds, x0, bar):
+    """The slower path: Python computes each participant's local vector, C++ does the rest."""
+    m, d = cfg.m, x0.shape[0]
+    if not sim.log_external(*_python_metrics(problem, sim.x)):
+        return "non-finite loss or model at round 0"
+    V = np.zeros((m, d))
+    for t in range(rounds):
+        x = sim.x
+        active = sim.participation(t)
+        for i in np.flatnonzero(active):
+            if cfg.local_steps == 0:
+                V[i] = problem.grad(x, sim.batch(t, int(i), 0))
+            else:
+                xl = x.copy()
+                for h in range(cfg.local_steps):
+                    xl -= cfg.local_lr * np.asarray(problem.grad(xl, sim.batch(t, int(i), h)), dtype=np.float64)
+                V[i] = x - xl
+        sim.step_external(V)
+        if bar is not None:
+            bar.update(1)
+        if sim.due_for_log and not sim.log_external(*_python_metrics(problem, sim.x)):
+            return f"non-finite loss or model at round {sim.round}"
+    return None

@@ -128,7 +128,7 @@ double Problem::full_loss(const double* x) const {
             }
             return acc;
         },
-        kSampleBlock);
+        kSampleBlock, row_cost());
     return s / double(n()) + reg_loss(x, dim(), l2_);
 }
 
@@ -146,7 +146,7 @@ double Problem::full_grad(const double* x, double* g) const {
                 grad_sum(x, buf, uint64_t(c), parts.data() + size_t(b) * d);
             }
         },
-        kSampleBlock);
+        kSampleBlock, row_cost());
     std::fill(g, g + d, 0.0);
     for (int64_t b = 0; b < nb; ++b)
         for (uint64_t j = 0; j < d; ++j) g[j] += parts[size_t(b) * d + j];

@@ -67,6 +67,12 @@ Simulator::Simulator(std::shared_ptr<const Problem> problem, std::shared_ptr<Met
     status_.assign(m, Upload::kIdle);
     ws_.resize(m);
     worker_bits_.assign(m, 0);
+    // Per round: each worker touches its batch's rows (local_steps times) and a few d-vectors.
+    const double row = problem_ ? double(problem_->dim()) * (problem_->data().sparse() ? 0.1 : 1.0) : double(d_);
+    for (uint32_t i = 0; i < m; ++i) {
+        const double b = double(cfg_.batch[i] ? cfg_.batch[i] : cfg_.parts[i].size());
+        work_ += b * row * double(std::max<uint32_t>(1, cfg_.local_steps)) + 20.0 * double(d_);
+    }
 }
 
 std::vector<uint8_t> Simulator::participation(uint64_t t) const {
@@ -144,7 +150,7 @@ void Simulator::method_round(const std::vector<uint8_t>& active) {
         const uint32_t i = uint32_t(ii);
         status_[i] = active[i] ? method_->worker(i, r, V_.data() + size_t(i) * d_, msgs_[i], dec_rows_[i], ws_[i])
                                : Upload::kIdle;
-    });
+    }, 20.0 * double(m) * double(d_));
     for (uint32_t i = 0; i < m; ++i) {
         uint64_t b = 0;
         if (status_[i] == Upload::kSent) {
@@ -222,7 +228,7 @@ bool Simulator::run(uint64_t n) {
         parallel_for(m, [&](int64_t ii) {
             const uint32_t i = uint32_t(ii);
             if (active[i]) local_vector(i, V_.data() + size_t(i) * d_, ws_[i]);
-        });
+        }, work_);
         method_round(active);
         if (due_for_log() && !log_native()) return false;
     }

@@ -45,14 +45,17 @@ class ExceptionBox {
 };
 
 // f(i) for i in [0, n). Runs serially when already inside a parallel region (the simulator
-// parallelises over workers; kernels called there must not oversubscribe).
+// parallelises over workers; kernels called there must not oversubscribe) or when `work`
+// (an estimate of the total operations) is too small to pay for waking the thread team.
+constexpr double kMinParallelWork = 32768.0;
+
 template <class F>
-void parallel_for(int64_t n, F&& f) {
+void parallel_for(int64_t n, F&& f, double work = 1e300) {
     ExceptionBox box;
 #ifdef _OPENMP
     const bool nested = omp_in_parallel();
     const int threads = nested ? 1 : std::max(1, get_num_threads());
-    if (threads > 1 && n > 1) {
+    if (threads > 1 && n > 1 && work >= kMinParallelWork) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
         for (int64_t i = 0; i < n; ++i) box.run([&] { f(i); });
         box.rethrow();
@@ -63,21 +66,21 @@ void parallel_for(int64_t n, F&& f) {
     box.rethrow();
 }
 
-// f(block_index, begin, end) over fixed blocks of [0, n).
+// f(block_index, begin, end) over fixed blocks of [0, n); `cost` = operations per element.
 template <class F>
-void parallel_blocks(int64_t n, F&& f, int64_t block = kBlock) {
+void parallel_blocks(int64_t n, F&& f, int64_t block = kBlock, double cost = 1.0) {
     const int64_t nb = num_blocks(n, block);
-    parallel_for(nb, [&](int64_t b) { f(b, b * block, std::min(n, (b + 1) * block)); });
+    parallel_for(nb, [&](int64_t b) { f(b, b * block, std::min(n, (b + 1) * block)); }, double(n) * cost);
 }
 
 // Deterministic sum: partial(begin, end) per fixed block, added in block order.
 template <class F>
-double block_sum(int64_t n, F&& partial, int64_t block = kBlock) {
+double block_sum(int64_t n, F&& partial, int64_t block = kBlock, double cost = 1.0) {
     const int64_t nb = num_blocks(n, block);
     if (nb <= 1) return n > 0 ? partial(int64_t(0), n) : 0.0;
     std::vector<double> parts(static_cast<size_t>(nb));
     parallel_blocks(
-        n, [&](int64_t b, int64_t lo, int64_t hi) { parts[size_t(b)] = partial(lo, hi); }, block);
+        n, [&](int64_t b, int64_t lo, int64_t hi) { parts[size_t(b)] = partial(lo, hi); }, block, cost);
     double s = 0.0;
     for (double p : parts) s += p;
     return s;

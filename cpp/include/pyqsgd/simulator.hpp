@@ -75,6 +75,7 @@ class Simulator {
     std::shared_ptr<Method> method_;
     SimConfig cfg_;
     uint64_t d_;
+    double work_ = 0.0;  // rough operations per round, to decide whether threads pay off
     uint64_t t_ = 0;
     std::vector<double> x_, step_, momentum_buf_, grad_buf_;
     std::vector<double> V_;     // m x d local vectors

@@ -35,6 +35,9 @@ class Problem {
     // phi times the top eigenvalue of the mean outer product, plus l2.
     double smoothness(const int64_t* idx, uint64_t count) const;
 
+    // Rough operations per sample (for deciding whether threads pay off).
+    double row_cost() const { return double(dim()) * (data_.sparse() ? 0.1 : 1.0) + 10.0; }
+
    protected:
     virtual double curvature() const = 0;  // sup phi'' (1 least squares, 1/4 logistic, 1/2 softmax)
     Dataset data_;

@@ -4,6 +4,7 @@ Compressors, aggregators, methods and a fast OpenMP simulator with exact wire-le
 accounting; the same compressor objects run in PyTorch DDP via ``pyqsgd.torch``.
 """
 from . import _core
+from . import data
 from ._core import Key, Message
 from .combine import Chain, Induced, chain, induced
 from .compressors import (QSGD, Compressor, Identity, Natural, Properties, RandK, ScaledSign, Sign, TernGrad,

@@ -165,3 +165,9 @@ def test_size_skew_min_size_keeps_order():
 def test_bad_inputs(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         partition(*args, **kwargs)
+
+
+def test_reachable_from_top_level_package():
+    assert pq.data.partition is partition
+    assert set(pq.data.__all__) >= {"load_libsvm", "find_libsvm", "load_bundled", "synthetic_logistic",
+                                    "synthetic_least_squares", "partition", "summarize_partition", "label_skew"}

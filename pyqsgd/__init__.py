@@ -3,7 +3,7 @@
 Compressors, aggregators, methods and a fast OpenMP simulator with exact wire-level bit
 accounting; the same compressor objects run in PyTorch DDP via ``pyqsgd.torch``.
 """
-from . import _core, methods, problems
+from . import _core, data, methods, problems
 from ._core import Key, Message
 from .combine import Chain, Induced, chain, induced
 from .compressors import (QSGD, Compressor, Identity, Natural, Properties, RandK, ScaledSign, Sign, TernGrad,
@@ -20,5 +20,5 @@ __all__ = [
     "Key", "Message", "Compressor", "Properties", "Identity", "TopK", "RandK", "Sign", "ScaledSign", "QSGD",
     "TernGrad", "Natural", "Chain", "Induced", "chain", "induced", "measure", "Measurement",
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
-    "methods", "problems",
+    "methods", "problems", "data",
 ]

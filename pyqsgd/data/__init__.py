@@ -1,0 +1,22 @@
+"""Datasets and their split across workers.
+
+* Files: :func:`load_libsvm` (LIBSVM text → CSR float32, labels ±1 or class indices),
+  :func:`find_libsvm` (locate the shared LIBSVM files, ``None`` when absent).
+* No download needed: :func:`load_bundled` (scikit-learn's breast_cancer and digits),
+  :func:`synthetic_logistic`, :func:`synthetic_least_squares` (tunable heterogeneity).
+* Partitions (ALGORITHMS §5): :func:`partition` (iid, dirichlet, size_skew), described by
+  :func:`summarize_partition` and :func:`label_skew`, validated by :func:`check_partition`.
+
+All randomness comes from a ``key`` (int seed or ``pyqsgd.Key``); no global RNG is touched.
+"""
+from .bundled import BUNDLED, append_bias, load_bundled
+from .libsvm import DATA_ENV, find_libsvm, load_libsvm, shared_dataset_path
+from .partitions import SCHEMES, partition
+from .summary import check_partition, label_skew, summarize_partition
+from .synthetic import synthetic_least_squares, synthetic_logistic
+
+__all__ = [
+    "load_libsvm", "find_libsvm", "shared_dataset_path", "DATA_ENV", "load_bundled", "append_bias", "BUNDLED",
+    "synthetic_logistic", "synthetic_least_squares", "partition", "SCHEMES", "summarize_partition",
+    "label_skew", "check_partition",
+]

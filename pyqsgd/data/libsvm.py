@@ -1,0 +1,172 @@
+"""Reading LIBSVM / svmlight text files into CSR float32 matrices with ±1 or class labels."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._validate import check_int
+
+__all__ = ["load_libsvm", "find_libsvm", "shared_dataset_path", "DATA_ENV"]
+
+DATA_ENV = "PYQSGD_DATA"
+_BINARY_SETS = ((-1.0, 1.0), (0.0, 1.0), (1.0, 2.0))  # checked in this order; (low, high) -> (-1, +1)
+
+
+def load_libsvm(path, n_features=None, multiclass=None, *, zero_based=False):
+    """Loads a LIBSVM file (``label idx:value ...``) as a CSR float32 matrix and labels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (plain text; ``.gz`` / ``.bz2`` are decompressed by scikit-learn).
+    n_features : int, optional
+        Number of columns; ``None`` uses the largest index in the file. Pass the full
+        dimension when a split lacks the last feature (``a9a.t`` has 122 of a9a's 123).
+    multiclass : None, bool or sequence, optional
+        ``None`` (auto): binary if the distinct labels are a subset of {-1, 1}, {0, 1} or
+        {1, 2} (checked in that order), else multiclass if they are integers.
+        ``False``: binary required. ``True``: multiclass, classes = the sorted distinct labels.
+        A sequence: multiclass with exactly these classes, in this order (use it so a test
+        split that lacks a class keeps the training split's numbering).
+    zero_based : bool, keyword-only
+        LIBSVM indices start at 1 (default). ``True`` for files whose indices start at 0.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix, float32, shape (n, n_features)
+        Canonical CSR: sorted indices, no duplicate entries, no stored zeros.
+    y : np.ndarray, shape (n,)
+        Binary: float32 in {-1, +1} (the larger raw label is +1). Multiclass: int64 in
+        0..C-1, the position of the raw label among the classes.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist (the message names it).
+    ValueError
+        ``n_features`` is smaller than the file's largest feature index, labels do not fit
+        ``multiclass``, or the file is malformed (including a row whose indices are not
+        strictly increasing, or index 0 when ``zero_based=False``).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from pyqsgd.data import load_libsvm
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     f = os.path.join(tmp, "toy.svm")
+    ...     _ = open(f, "w").write("1 1:0.5 3:2\\n0 2:1\\n")
+    ...     X, y = load_libsvm(f, n_features=4)
+    >>> X.shape, X.dtype.name, y.tolist()
+    ((2, 4), 'float32', [1.0, -1.0])
+    """
+    from sklearn.datasets import load_svmlight_file  # heavy import, only when reading files
+
+    owner = "load_libsvm"
+    if not isinstance(path, (str, os.PathLike)):
+        hint = " (find_libsvm returns None when the file is not on this machine)" if path is None else ""
+        raise TypeError(f"{owner}: path must be a str or os.PathLike, got {type(path).__name__}{hint}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{owner}: no such file: '{path}'" +
+                                (" (it is a directory)" if path.is_dir() else ""))
+    n_features = check_int(owner, "n_features", n_features, low=1, allow_none=True)
+    try:
+        X, raw = load_svmlight_file(str(path), dtype=np.float32, zero_based=bool(zero_based))
+    except ValueError as e:  # scikit-learn's parser: bad token, index 0 when 1-based, unsorted row...
+        raise ValueError(f"{owner}: cannot parse '{path}': {e}") from e
+    if n_features is not None:
+        if X.shape[1] > n_features:
+            raise ValueError(f"{owner}: n_features={n_features} is smaller than the largest feature "
+                             f"index in '{path}' ({X.shape[1]}{'' if zero_based else ', 1-based'})")
+        X.resize((X.shape[0], n_features))
+    X = X.tocsr()
+    X.sum_duplicates()  # also sorts the indices
+    X.eliminate_zeros()
+    return X.astype(np.float32, copy=False), _labels(raw, multiclass, owner, path)
+
+
+def _labels(raw, multiclass, owner, path):
+    distinct = np.unique(raw)
+    if isinstance(multiclass, (bool, np.bool_)):
+        multiclass = bool(multiclass)
+    if multiclass is None:
+        if _binary_pair(distinct) is not None:
+            multiclass = False
+        elif np.all(distinct == np.round(distinct)):
+            multiclass = True
+        else:
+            raise ValueError(f"{owner}: labels in '{path}' are not class labels "
+                             f"(found non-integers, e.g. {_show(distinct[distinct != np.round(distinct)])})")
+    if multiclass is False:
+        pair = _binary_pair(distinct)
+        if pair is None:
+            raise ValueError(f"{owner}: binary labels must be {{-1, 1}}, {{0, 1}} or {{1, 2}}; '{path}' has "
+                             f"{_show(distinct)} (pass multiclass=True for class indices)")
+        return np.where(raw == pair[1], 1.0, -1.0).astype(np.float32)
+    classes = distinct if multiclass is True else _as_classes(multiclass, owner)
+    order = np.argsort(classes, kind="stable")
+    ranked = classes[order]
+    pos = np.clip(np.searchsorted(ranked, raw), 0, ranked.size - 1)
+    unknown = ranked[pos] != raw
+    if np.any(unknown):
+        raise ValueError(f"{owner}: '{path}' has labels not in multiclass: {_show(np.unique(raw[unknown]))}")
+    return order[pos].astype(np.int64)
+
+
+def _binary_pair(distinct):
+    for pair in _BINARY_SETS:
+        if np.all(np.isin(distinct, pair)):
+            return pair
+    return None
+
+
+def _as_classes(multiclass, owner):
+    if isinstance(multiclass, (str, bytes)) or not hasattr(multiclass, "__len__"):
+        raise TypeError(f"{owner}: multiclass must be None, True, False or a sequence of class labels, "
+                        f"got {multiclass!r}")
+    classes = np.asarray(multiclass, dtype=np.float64)
+    if classes.ndim != 1 or classes.size < 2 or np.unique(classes).size != classes.size:
+        raise ValueError(f"{owner}: multiclass must list at least 2 distinct class labels, got {multiclass!r}")
+    return classes
+
+
+def _show(values, limit=10):
+    shown = ", ".join(f"{v:g}" for v in values[:limit])
+    return "{" + shown + (", ..." if values.size > limit else "") + "}"
+
+
+def find_libsvm(name):
+    """Path of a shared LIBSVM file, or ``None`` when it is not on this machine.
+
+    Looks, in this order, for ``$PYQSGD_DATA/<name>``, ``$PYQSGD_DATA/libsvm/<name>``,
+    ``../shared/data/libsvm/<name>`` relative to the current directory, and the same relative
+    to the repository root (the folder above the ``pyqsgd`` package, for source checkouts).
+
+    Examples
+    --------
+    >>> from pyqsgd.data import find_libsvm, load_libsvm
+    >>> path = find_libsvm("a9a.t")
+    >>> if path is not None:
+    ...     X, y = load_libsvm(path, n_features=123)
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"find_libsvm: name must be a file name string, got {name!r}")
+    for candidate in _candidates(str(name)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+shared_dataset_path = find_libsvm  # alias: same search, same result
+
+
+def _candidates(name):
+    env = os.environ.get(DATA_ENV)
+    if env:
+        yield Path(env) / name
+        yield Path(env) / "libsvm" / name
+    yield Path.cwd().parent / "shared" / "data" / "libsvm" / name
+    repo = Path(__file__).resolve().parents[2]
+    yield repo.parent / "shared" / "data" / "libsvm" / name

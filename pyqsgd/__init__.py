@@ -12,6 +12,7 @@ from .aggregators import Aggregator, Mean, WeightedMean
 from .history import History
 from .measure import Measurement, measure
 from .simulate import simulate
+from .votes import FederatedVote, MajorityVote
 from .threads import get_num_threads, set_num_threads, threads
 
 __version__ = getattr(_core, "__version__", "0.0.0")
@@ -20,5 +21,5 @@ __all__ = [
     "Key", "Message", "Compressor", "Properties", "Identity", "TopK", "RandK", "Sign", "ScaledSign", "QSGD",
     "TernGrad", "Natural", "Chain", "Induced", "chain", "induced", "measure", "Measurement",
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
-    "methods", "problems", "data",
+    "methods", "problems", "data", "MajorityVote", "FederatedVote",
 ]

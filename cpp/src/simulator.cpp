@@ -54,6 +54,7 @@ Simulator::Simulator(std::shared_ptr<const Problem> problem, std::shared_ptr<Met
     info.d = d_;
     for (double w : cfg_.weights) info.weights.push_back(w / wsum);
     info.prob = cfg_.prob;
+    for (uint32_t i = 0; i < m; ++i) info.batch.push_back(double(cfg_.batch[i] ? cfg_.batch[i] : cfg_.parts[i].size()));
     if (cfg_.tau > 0) std::fill(info.prob.begin(), info.prob.end(), double(cfg_.tau) / double(m));
     method_->reset(info, x_.data());
 

@@ -6,9 +6,11 @@
   :func:`synthetic_logistic`, :func:`synthetic_least_squares` (tunable heterogeneity).
 * Partitions (ALGORITHMS §5): :func:`partition` (iid, dirichlet, size_skew), described by
   :func:`summarize_partition` and :func:`label_skew`, validated by :func:`check_partition`.
+* Batches: :func:`heterogeneous_batches` (a fraction of workers at a large batch, same mean).
 
 All randomness comes from a ``key`` (int seed or ``pyqsgd.Key``); no global RNG is touched.
 """
+from .batches import heterogeneous_batches
 from .bundled import BUNDLED, append_bias, load_bundled
 from .libsvm import DATA_ENV, find_libsvm, load_libsvm, shared_dataset_path
 from .partitions import SCHEMES, partition
@@ -18,5 +20,5 @@ from .synthetic import synthetic_least_squares, synthetic_logistic
 __all__ = [
     "load_libsvm", "find_libsvm", "shared_dataset_path", "DATA_ENV", "load_bundled", "append_bias", "BUNDLED",
     "synthetic_logistic", "synthetic_least_squares", "partition", "SCHEMES", "summarize_partition",
-    "label_skew", "check_partition",
+    "label_skew", "check_partition", "heterogeneous_batches",
 ]

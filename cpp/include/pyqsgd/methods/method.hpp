@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pyqsgd/compressor.hpp"
+#include "pyqsgd/parallel.hpp"
 
 namespace pyqsgd {
 
@@ -19,6 +20,7 @@ struct RunInfo {
     uint64_t d = 0;
     std::vector<double> weights;  // aggregation weights w_i, summing to 1 (Mean: 1/m)
     std::vector<double> prob;     // participation probabilities p_i (1 = always)
+    std::vector<double> batch;    // samples per local gradient (batch size or shard size)
 };
 
 enum class Upload : uint8_t { kIdle = 0, kSent = 1, kSkipped = 2 };

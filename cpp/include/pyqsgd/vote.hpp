@@ -1,0 +1,29 @@
+// Sign voting on packed sign messages (signSGD-MV / -FV): no float decoding needed.
+//
+// A sign message (Sign or ScaledSign) carries a d-bit section, bit 1 = negative. The vote of
+// coordinate j is sign(sum_i w_i s_ij), ties (an exactly zero sum) give 0.
+#pragma once
+#include <vector>
+
+#include "pyqsgd/message.hpp"
+
+namespace pyqsgd {
+
+// Returns the sign bits of a Sign/ScaledSign message (validated), or throws.
+const Section& sign_section(const Message& msg, uint64_t d, const char* who);
+
+// out[j] = sign(sum_i w[i] s_ij) in {-1, 0, +1}; w == nullptr means all weights 1 (majority).
+// Summation runs over workers in order inside fixed coordinate blocks. Returns the number of
+// ties (zero votes).
+uint64_t sign_vote(const std::vector<const Message*>& msgs, const double* w, uint64_t d, float* out);
+
+// Per-coordinate weights: out[j] = sign(sum_i W[i*d + j] s_ij).
+uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const double* W, uint64_t d, float* out);
+
+// agree[j] = 1 where the message's sign equals vote[j] (a zero vote agrees with nobody).
+uint64_t count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* agree = nullptr);
+
+// Downlink bits of a vote: d sign bits, plus a d-bit zero mask when some coordinate tied.
+inline uint64_t vote_bits(uint64_t d, uint64_t ties) { return ties ? 2 * d : d; }
+
+}  // namespace pyqsgd

@@ -1,0 +1,203 @@
+#include <algorithm>
+#include <cmath>
+
+#include "pyqsgd/compressors/basic.hpp"
+#include "pyqsgd/methods/sign.hpp"
+#include "pyqsgd/vote.hpp"
+
+namespace pyqsgd {
+
+// ---- LE-SignGD ------------------------------------------------------------------------------
+
+LESignSGD::LESignSGD(uint32_t D, double xi, uint32_t t_bar) : D_(D), t_bar_(t_bar), xi_(xi) {
+    if (D < 1) fail("LESignSGD: D must be >= 1, got D=" + std::to_string(D));
+    if (!(xi >= 0.0) || !std::isfinite(xi)) fail("LESignSGD: xi must be finite and >= 0");
+    comps_ = {std::make_shared<ScaledSign>()};
+}
+
+void LESignSGD::reset(const RunInfo& info, const double* x0) {
+    Method::reset(info, x0);
+    gh_.assign(size_t(info.m) * info.d, 0.0);
+    e_.assign(size_t(info.m) * info.d, 0.0);
+    G_.assign(info.d, 0.0);
+    streak_.assign(info.m, 0.0);
+}
+
+Upload LESignSGD::worker(uint32_t i, const Round& r, const double* g, Message& msg, float* decoded, Workspace& ws) {
+    const uint64_t d = info_.d;
+    double* gh = gh_.data() + size_t(i) * d;
+    double* e = e_.data() + size_t(i) * d;
+    if (r.t >= D_ && streak_[i] < double(t_bar_)) {
+        // LAG-WK rule: the innovation is small relative to the recent movement of x.
+        const std::vector<double>& hist = *r.step_sq;
+        double moved = 0.0;
+        const size_t n = std::min<size_t>(D_, hist.size());
+        for (size_t k = 0; k < n; ++k) moved += hist[hist.size() - 1 - k];
+        double innov = 0.0;
+        for (uint64_t j = 0; j < d; ++j) innov += (g[j] - gh[j]) * (g[j] - gh[j]);
+        if (innov <= xi_ / (double(D_) * r.lr * r.lr) * moved) {
+            streak_[i] += 1.0;
+            return Upload::kSkipped;
+        }
+    }
+    std::vector<double>& u = ws.f64(0);
+    u.resize(d);
+    for (uint64_t j = 0; j < d; ++j) u[j] = g[j] - gh[j] + e[j];
+    compress_vector(i, r, u.data(), msg, decoded, ws);
+    for (uint64_t j = 0; j < d; ++j) {
+        e[j] = u[j] - double(decoded[j]);
+        gh[j] += double(decoded[j]);
+    }
+    streak_[i] = 0.0;
+    return Upload::kSent;
+}
+
+int64_t LESignSGD::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                          const std::vector<Message>&, double* step) {
+    // The server's copy of each gh_i moves by the decoded innovation; skipped ones stay.
+    weighted_sum(status, decoded, [&](uint32_t i) { return info_.weights[i]; }, step);
+    for (uint64_t j = 0; j < info_.d; ++j) {
+        G_[j] += step[j];
+        step[j] = r.lr * G_[j];
+    }
+    return -1;
+}
+
+NamedArrays LESignSGD::state() const {
+    return {{"g_hat", gh_}, {"error", e_}, {"g_hat_mean", G_}, {"skip_streak", streak_}};
+}
+
+// ---- signSGD-MV / FV ------------------------------------------------------------------------
+
+SignVote::SignVote(VoteConfig cfg) : cfg_(cfg) {
+    if (!(cfg.W > 0.0) || !std::isfinite(cfg.W)) fail("SignSGDFV: W must be > 0, got W=" + std::to_string(cfg.W));
+    if (!(cfg.lambda > 0.0 && cfg.lambda <= 1.0))
+        fail("SignSGDFV: lam must be in (0, 1], got lam=" + std::to_string(cfg.lambda));
+    if (!(cfg.eps > 0.0)) fail("SignSGDFV: eps must be > 0");
+    if (!(cfg.worker_momentum >= 0.0 && cfg.worker_momentum < 1.0)) fail("worker_momentum must be in [0, 1)");
+    comps_ = {std::make_shared<Sign>()};
+}
+
+void SignVote::reset(const RunInfo& info, const double* x0) {
+    Method::reset(info, x0);
+    const size_t m = info.m, d = info.d;
+    mom_.assign(cfg_.worker_momentum > 0.0 ? m * d : 0, 0.0);
+    N_.assign(m, 0.0);
+    A_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
+    w_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
+    vote_.assign(d, 0.0f);
+    agree_.assign(d, 0);
+    if (cfg_.oracle) {
+        // Small-SNR limit of ln((1 - p_i)/p_i): proportional to sqrt(B_i), scaled into [0, W].
+        if (info.batch.size() != m) fail("SignSGDFV: oracle weights need the workers' batch sizes");
+        double mx = 0.0;
+        for (double b : info.batch) mx = std::max(mx, std::sqrt(b));
+        for (size_t i = 0; i < m; ++i) {
+            const double wi = cfg_.W * std::sqrt(info.batch[i]) / mx;
+            if (cfg_.per_coordinate)
+                std::fill(w_.begin() + long(i * d), w_.begin() + long((i + 1) * d), wi);
+            else
+                w_[i] = wi;
+        }
+    }
+}
+
+Upload SignVote::worker(uint32_t i, const Round& r, const double* g, Message& msg, float* decoded, Workspace& ws) {
+    if (cfg_.worker_momentum > 0.0) {
+        const uint64_t d = info_.d;
+        double* mi = mom_.data() + size_t(i) * d;
+        const double b = cfg_.worker_momentum;
+        for (uint64_t j = 0; j < d; ++j) mi[j] = b * mi[j] + (1.0 - b) * g[j];
+        compress_vector(i, r, mi, msg, decoded, ws);
+    } else {
+        compress_vector(i, r, g, msg, decoded, ws);
+    }
+    return Upload::kSent;
+}
+
+void SignVote::update_weights() {
+    const size_t m = info_.m, d = info_.d;
+    auto weight = [&](double a, double n) {
+        const double p = 1.0 - (a + cfg_.eps) / (n + 2.0 * cfg_.eps);
+        return std::clamp(std::log((1.0 - p) / p), -cfg_.W, cfg_.W);
+    };
+    for (size_t i = 0; i < m; ++i) {
+        if (cfg_.per_coordinate)
+            for (size_t j = 0; j < d; ++j) w_[i * d + j] = weight(A_[i * d + j], N_[i]);
+        else
+            w_[i] = weight(A_[i], N_[i]);
+    }
+}
+
+int64_t SignVote::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>&,
+                         const std::vector<Message>& msgs, double* step) {
+    const uint32_t m = info_.m;
+    const uint64_t d = info_.d;
+    std::vector<const Message*> voters;
+    std::vector<uint32_t> who;
+    for (uint32_t i = 0; i < m; ++i)
+        if (status[i] == Upload::kSent) {
+            voters.push_back(&msgs[i]);
+            who.push_back(i);
+        }
+    if (voters.empty()) {
+        std::fill(step, step + d, 0.0);
+        return 0;  // nobody voted: no broadcast
+    }
+    const bool weighted = cfg_.federated && (cfg_.oracle || r.t >= cfg_.t_in);
+    uint64_t ties;
+    if (!weighted) {
+        ties = sign_vote(voters, nullptr, d, vote_.data());
+    } else if (cfg_.per_coordinate) {
+        std::vector<double> W(voters.size() * d);
+        for (size_t k = 0; k < who.size(); ++k)
+            std::copy(w_.begin() + long(size_t(who[k]) * d), w_.begin() + long((size_t(who[k]) + 1) * d),
+                      W.begin() + long(k * d));
+        ties = sign_vote_per_coordinate(voters, W.data(), d, vote_.data());
+    } else {
+        std::vector<double> w(voters.size());
+        for (size_t k = 0; k < who.size(); ++k) w[k] = w_[who[k]];
+        ties = sign_vote(voters, w.data(), d, vote_.data());
+    }
+    if (cfg_.federated && !cfg_.oracle) {
+        // Agreement with the server's own vote estimates each worker's sign-error rate.
+        for (size_t k = 0; k < who.size(); ++k) {
+            const size_t i = who[k];
+            N_[i] = cfg_.lambda * N_[i] + (cfg_.per_coordinate ? 1.0 : double(d));
+            if (cfg_.per_coordinate) {
+                count_agreement(*voters[k], vote_.data(), d, agree_.data());
+                for (uint64_t j = 0; j < d; ++j) A_[i * d + j] = cfg_.lambda * A_[i * d + j] + agree_[j];
+            } else {
+                A_[i] = cfg_.lambda * A_[i] + double(count_agreement(*voters[k], vote_.data(), d));
+            }
+        }
+        update_weights();
+    }
+    for (uint64_t j = 0; j < d; ++j) step[j] = r.lr * double(vote_[j]);
+    return int64_t(vote_bits(d, ties));
+}
+
+NamedArrays SignVote::state() const {
+    NamedArrays out;
+    if (!mom_.empty()) out.push_back({"momentum", mom_});
+    if (cfg_.federated) {
+        out.push_back({"N", N_});
+        out.push_back({"A", A_});
+        out.push_back({"weights", w_});
+    }
+    return out;
+}
+
+std::vector<double> SignVote::vote_weights() const {
+    if (!cfg_.federated) return {};
+    const size_t m = info_.m, d = info_.d;
+    if (!cfg_.per_coordinate) return w_;
+    std::vector<double> out(m, 0.0);
+    for (size_t i = 0; i < m; ++i) {
+        for (size_t j = 0; j < d; ++j) out[i] += w_[i * d + j];
+        out[i] /= double(d);
+    }
+    return out;
+}
+
+}  // namespace pyqsgd

@@ -1,0 +1,74 @@
+#include "pyqsgd/vote.hpp"
+
+#include <string>
+
+#include "pyqsgd/compressors/basic.hpp"
+#include "pyqsgd/parallel.hpp"
+
+namespace pyqsgd {
+
+const Section& sign_section(const Message& msg, uint64_t d, const char* who) {
+    if (msg.tag != kSign && msg.tag != kScaledSign)
+        fail(std::string(who) + ": needs sign messages (Sign or ScaledSign), got a message with tag " +
+             std::to_string(msg.tag));
+    if (msg.d != d) fail(std::string(who) + ": messages disagree on the dimension d");
+    if (msg.size() < 1 || msg.section(0).bits != d) fail(std::string(who) + ": malformed sign message");
+    return msg.section(0);
+}
+
+namespace {
+template <class Weight>
+uint64_t vote_impl(const std::vector<const Message*>& msgs, uint64_t d, float* out, Weight weight) {
+    std::vector<const uint64_t*> words;
+    for (const Message* m : msgs) words.push_back(sign_section(*m, d, "sign vote").words.data());
+    const int64_t nwords = int64_t(words_for(d));
+    const double ties = block_sum(
+        nwords,
+        [&](int64_t lo, int64_t hi) {
+            double t = 0.0;
+            double acc[64];
+            for (int64_t wi = lo; wi < hi; ++wi) {
+                const uint64_t base = uint64_t(wi) * 64;
+                const unsigned n = unsigned(std::min<uint64_t>(64, d - base));
+                for (unsigned b = 0; b < n; ++b) acc[b] = 0.0;
+                for (size_t i = 0; i < words.size(); ++i) {
+                    const uint64_t word = words[i][wi];
+                    for (unsigned b = 0; b < n; ++b) {
+                        const double w = weight(i, base + b);
+                        acc[b] += ((word >> b) & 1u) ? -w : w;
+                    }
+                }
+                for (unsigned b = 0; b < n; ++b) {
+                    out[base + b] = acc[b] > 0.0 ? 1.0f : (acc[b] < 0.0 ? -1.0f : 0.0f);
+                    t += acc[b] == 0.0 ? 1.0 : 0.0;
+                }
+            }
+            return t;
+        },
+        kBlock / 64, double(msgs.size()) * 64.0);
+    return uint64_t(ties);
+}
+}  // namespace
+
+uint64_t sign_vote(const std::vector<const Message*>& msgs, const double* w, uint64_t d, float* out) {
+    if (w) return vote_impl(msgs, d, out, [&](size_t i, uint64_t) { return w[i]; });
+    return vote_impl(msgs, d, out, [](size_t, uint64_t) { return 1.0; });
+}
+
+uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const double* W, uint64_t d, float* out) {
+    return vote_impl(msgs, d, out, [&](size_t i, uint64_t j) { return W[i * d + j]; });
+}
+
+uint64_t count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* agree) {
+    const uint64_t* w = sign_section(msg, d, "sign vote").words.data();
+    uint64_t n = 0;
+    for (uint64_t j = 0; j < d; ++j) {
+        const float s = ((w[j >> 6] >> (j & 63)) & 1u) ? -1.0f : 1.0f;
+        const bool a = s == vote[j];
+        n += a;
+        if (agree) agree[j] = a;
+    }
+    return n;
+}
+
+}  // namespace pyqsgd

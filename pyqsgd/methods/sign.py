@@ -1,0 +1,132 @@
+"""Sign-based methods (ALGORITHMS.md §4.1, §4.3): EF-SignGD, LE-SignGD, signSGD-MV, signSGD-FV."""
+from __future__ import annotations
+
+from .. import _core
+from .._params import Params
+from .._validate import check_float, check_int
+from ..compressors import ScaledSign, Sign
+from .base import Method
+from .gradient import EF
+
+__all__ = ["EFSignSGD", "LESignSGD", "SignSGDMV", "SignSGDFV"]
+
+
+class _FixedCompressor:
+    """Mixin: the compressor is part of the method's definition, not a parameter."""
+
+    def __repr__(self):
+        return Params.__repr__(self)
+
+
+class EFSignSGD(_FixedCompressor, EF):
+    """EF-SignGD: error feedback (§3) with C = ScaledSign = (||p||_1/d) sign(p).
+
+    p = lr g_i + e_i, Delta_i = ScaledSign(p), e_i <- p - Delta_i; x <- x - sum w_i Delta_i.
+    Uplink d + 32 bits per worker per round. State: ``error``.
+
+    >>> import pyqsgd as pq
+    >>> pq.methods.EFSignSGD()
+    EFSignSGD()
+    """
+
+    def __init__(self, *, aggregator=None, server_momentum=0.0, downlink=None):
+        super().__init__(ScaledSign(), aggregator=aggregator, server_momentum=server_momentum, downlink=downlink)
+
+
+class LESignSGD(_FixedCompressor, Method):
+    """LE-SignGD: sign compression + error feedback + lazy (LAG-WK-style) aggregation.
+
+    Server and worker keep the worker's last-known gradient estimate gh_i; x <- x - lr sum w_i gh_i.
+    Worker i **skips** (1 flag bit; gh_i, e_i unchanged; the server reuses gh_i) iff t >= D, its
+    skip streak < t_bar, and ||g_i - gh_i||^2 <= xi/(D lr^2) sum_{j=1..D} ||x^{t+1-j} - x^{t-j}||^2.
+    Otherwise it uploads the sign-compressed innovation with error feedback:
+    u = g_i - gh_i + e_i, c = ScaledSign(u), e_i <- u - c, gh_i <- gh_i + c (d + 32 bits).
+    Every worker uploads for t < D; xi = 0 never skips (innovation-form EF-SignGD).
+    State: ``g_hat``, ``error``, ``g_hat_mean``, ``skip_streak``.
+    """
+
+    def __init__(self, D=10, xi=0.8, t_bar=100, *, aggregator=None, server_momentum=0.0, downlink=None):
+        self.D = D
+        self.xi = xi
+        self.t_bar = t_bar
+        super().__init__(ScaledSign(), aggregator=aggregator, server_momentum=server_momentum, downlink=downlink)
+
+    def _validate(self):
+        super()._validate()
+        check_int("LESignSGD", "D", self.D, low=1)
+        check_float("LESignSGD", "xi", self.xi, low=0.0)
+        check_int("LESignSGD", "t_bar", self.t_bar, low=0)
+
+    def _make(self, d, m):
+        return _core.LESignSGD(int(self.D), float(self.xi), int(self.t_bar))
+
+
+class _Vote(_FixedCompressor, Method):
+    _federated = False
+
+    def _vote_args(self):
+        return dict(W=10.0, lam=1.0, t_in=0, eps=1e-5, per_coordinate=False, oracle=False)
+
+    def _make(self, d, m):
+        return _core.SignVote(federated=self._federated, worker_momentum=float(self.worker_momentum),
+                              **self._vote_args())
+
+
+class SignSGDMV(_Vote):
+    """signSGD with majority vote (Bernstein et al. 2018): workers send sign(g_i) (d bits, sign(0)
+    = +1); server s = sign(sum_i s_i) with ties -> 0; x <- x - lr s. Downlink: s, d bits (plus a
+    d-bit zero mask in rounds where some coordinate tied; impossible with an odd number of
+    voters). ``worker_momentum`` = beta > 0 gives Signum: workers send sign(m_i) with
+    m_i <- beta m_i + (1 - beta) g_i.
+    """
+
+    def __init__(self, *, worker_momentum=0.0, server_momentum=0.0):
+        self.worker_momentum = worker_momentum
+        super().__init__(Sign(), server_momentum=server_momentum)
+
+    def _validate(self):
+        super()._validate()
+        check_float(type(self).__name__, "worker_momentum", self.worker_momentum, low=0.0, high=1.0, high_open=True)
+
+
+class SignSGDFV(SignSGDMV):
+    """signSGD with federated (weighted) voting (Park, Poor, Lee, ISIT 2024, arXiv 2403.16372).
+
+    s = sign(sum_i w_i s_i), w_i = ln((1 - p_i)/p_i) clipped to [-W, W]. The server learns p_i
+    online from agreement with its own vote: N_i <- lam N_i + d, A_i <- lam A_i + #{j: s_ij = s_j},
+    p_i = 1 - (A_i + eps)/(N_i + 2 eps). Plain MV for the first T_in rounds (counters still
+    update). ``per_coordinate=True`` learns one weight per (worker, coordinate) (O(m d) state);
+    ``oracle=True`` uses weights from the known batch sizes instead (w_i = W sqrt(B_i)/max sqrt(B),
+    the small-SNR limit of the log-odds). History: ``hist.vote_weights`` (logged rounds x workers;
+    per-coordinate weights are averaged over coordinates).
+
+    Caveat (ALGORITHMS.md §4.3): the agreement estimator assumes independent sign errors. On
+    sparse data small-batch workers share the regulariser's sign on features absent from their
+    batch, agree with each other, and can get the *larger* weights; FV then loses to MV.
+    """
+
+    _federated = True
+
+    def __init__(self, W=10.0, lam=1.0, T_in=100, *, eps=1e-5, per_coordinate=False, oracle=False,
+                 worker_momentum=0.0, server_momentum=0.0):
+        self.W = W
+        self.lam = lam
+        self.T_in = T_in
+        self.eps = eps
+        self.per_coordinate = per_coordinate
+        self.oracle = oracle
+        super().__init__(worker_momentum=worker_momentum, server_momentum=server_momentum)
+
+    def _validate(self):
+        super()._validate()
+        check_float("SignSGDFV", "W", self.W, low=0.0, low_open=True)
+        check_float("SignSGDFV", "lam", self.lam, low=0.0, high=1.0, low_open=True)
+        check_int("SignSGDFV", "T_in", self.T_in, low=0)
+        check_float("SignSGDFV", "eps", self.eps, low=0.0, low_open=True)
+        for name in ("per_coordinate", "oracle"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"SignSGDFV: {name} must be a bool, got {getattr(self, name)!r}")
+
+    def _vote_args(self):
+        return dict(W=float(self.W), lam=float(self.lam), t_in=int(self.T_in), eps=float(self.eps),
+                    per_coordinate=self.per_coordinate, oracle=self.oracle)

@@ -27,7 +27,7 @@ void bind_sign(py::module_& m) {
         .def(py::init<uint32_t, double, uint32_t>(), py::arg("D"), py::arg("xi"), py::arg("t_bar"));
     py::class_<SignVote, Method, std::shared_ptr<SignVote>>(m, "SignVote")
         .def(py::init([](bool federated, double W, double lam, uint32_t t_in, double eps, bool per_coordinate,
-                         bool oracle, double worker_momentum) {
+                         bool oracle, double worker_momentum, bool leave_one_out) {
                  VoteConfig c;
                  c.federated = federated;
                  c.W = W;
@@ -37,10 +37,11 @@ void bind_sign(py::module_& m) {
                  c.per_coordinate = per_coordinate;
                  c.oracle = oracle;
                  c.worker_momentum = worker_momentum;
+                 c.leave_one_out = leave_one_out;
                  return std::make_shared<SignVote>(c);
              }),
              py::kw_only(), py::arg("federated"), py::arg("W"), py::arg("lam"), py::arg("t_in"), py::arg("eps"),
-             py::arg("per_coordinate"), py::arg("oracle"), py::arg("worker_momentum"));
+             py::arg("per_coordinate"), py::arg("oracle"), py::arg("worker_momentum"), py::arg("leave_one_out") = false);
 
     m.def(
         "sign_vote",

@@ -9,6 +9,7 @@ void bind_problems(py::module_& m);
 void bind_methods(py::module_& m);
 void bind_simulator(py::module_& m);
 void bind_sign(py::module_& m);
+void bind_runner(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyqsgd native core (C++/OpenMP). Use the `pyqsgd` package, not this module.";
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
     bind_methods(m);
     bind_simulator(m);
     bind_sign(m);
+    bind_runner(m);
 }

@@ -86,6 +86,7 @@ void SignVote::reset(const RunInfo& info, const double* x0) {
     A_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
     w_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
     vote_.assign(d, 0.0f);
+    sums_.assign(d, 0.0);
     agree_.assign(d, 0);
     if (cfg_.oracle) {
         // Small-SNR limit of ln((1 - p_i)/p_i): proportional to sqrt(B_i), scaled into [0, W].
@@ -146,18 +147,18 @@ int64_t SignVote::server(const Round& r, const std::vector<Upload>& status, cons
     }
     const bool weighted = cfg_.federated && (cfg_.oracle || r.t >= cfg_.t_in);
     uint64_t ties;
+    std::vector<double> w(voters.size(), 1.0), W;  // weights of this round's voters
     if (!weighted) {
-        ties = sign_vote(voters, nullptr, d, vote_.data());
+        ties = sign_vote(voters, nullptr, d, vote_.data(), sums_.data());
     } else if (cfg_.per_coordinate) {
-        std::vector<double> W(voters.size() * d);
+        W.resize(voters.size() * d);
         for (size_t k = 0; k < who.size(); ++k)
             std::copy(w_.begin() + long(size_t(who[k]) * d), w_.begin() + long((size_t(who[k]) + 1) * d),
                       W.begin() + long(k * d));
-        ties = sign_vote_per_coordinate(voters, W.data(), d, vote_.data());
+        ties = sign_vote_per_coordinate(voters, W.data(), d, vote_.data(), sums_.data());
     } else {
-        std::vector<double> w(voters.size());
         for (size_t k = 0; k < who.size(); ++k) w[k] = w_[who[k]];
-        ties = sign_vote(voters, w.data(), d, vote_.data());
+        ties = sign_vote(voters, w.data(), d, vote_.data(), sums_.data());
     }
     if (cfg_.federated && !cfg_.oracle) {
         // Agreement with the server's own vote estimates each worker's sign-error rate.
@@ -165,8 +166,16 @@ int64_t SignVote::server(const Round& r, const std::vector<Upload>& status, cons
             const size_t i = who[k];
             N_[i] = cfg_.lambda * N_[i] + (cfg_.per_coordinate ? 1.0 : double(d));
             if (cfg_.per_coordinate) {
-                count_agreement(*voters[k], vote_.data(), d, agree_.data());
+                if (cfg_.leave_one_out) {
+                    const double one = 1.0;
+                    const double* wk = weighted ? W.data() + k * d : &one;
+                    count_agreement_loo(*voters[k], sums_.data(), wk, weighted ? 1 : 0, d, agree_.data());
+                } else {
+                    count_agreement(*voters[k], vote_.data(), d, agree_.data());
+                }
                 for (uint64_t j = 0; j < d; ++j) A_[i * d + j] = cfg_.lambda * A_[i * d + j] + agree_[j];
+            } else if (cfg_.leave_one_out) {
+                A_[i] = cfg_.lambda * A_[i] + double(count_agreement_loo(*voters[k], sums_.data(), &w[k], 0, d));
             } else {
                 A_[i] = cfg_.lambda * A_[i] + double(count_agreement(*voters[k], vote_.data(), d));
             }

@@ -18,7 +18,8 @@ const Section& sign_section(const Message& msg, uint64_t d, const char* who) {
 
 namespace {
 template <class Weight>
-uint64_t vote_impl(const std::vector<const Message*>& msgs, uint64_t d, float* out, Weight weight) {
+uint64_t vote_impl(const std::vector<const Message*>& msgs, uint64_t d, float* out, Weight weight,
+                   double* sums = nullptr) {
     std::vector<const uint64_t*> words;
     for (const Message* m : msgs) words.push_back(sign_section(*m, d, "sign vote").words.data());
     const int64_t nwords = int64_t(words_for(d));
@@ -40,6 +41,7 @@ uint64_t vote_impl(const std::vector<const Message*>& msgs, uint64_t d, float* o
                 }
                 for (unsigned b = 0; b < n; ++b) {
                     out[base + b] = acc[b] > 0.0 ? 1.0f : (acc[b] < 0.0 ? -1.0f : 0.0f);
+                    if (sums) sums[base + b] = acc[b];
                     t += acc[b] == 0.0 ? 1.0 : 0.0;
                 }
             }
@@ -50,13 +52,15 @@ uint64_t vote_impl(const std::vector<const Message*>& msgs, uint64_t d, float* o
 }
 }  // namespace
 
-uint64_t sign_vote(const std::vector<const Message*>& msgs, const double* w, uint64_t d, float* out) {
-    if (w) return vote_impl(msgs, d, out, [&](size_t i, uint64_t) { return w[i]; });
-    return vote_impl(msgs, d, out, [](size_t, uint64_t) { return 1.0; });
+uint64_t sign_vote(const std::vector<const Message*>& msgs, const double* w, uint64_t d, float* out,
+                   double* sums) {
+    if (w) return vote_impl(msgs, d, out, [&](size_t i, uint64_t) { return w[i]; }, sums);
+    return vote_impl(msgs, d, out, [](size_t, uint64_t) { return 1.0; }, sums);
 }
 
-uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const double* W, uint64_t d, float* out) {
-    return vote_impl(msgs, d, out, [&](size_t i, uint64_t j) { return W[i * d + j]; });
+uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const double* W, uint64_t d, float* out,
+                                  double* sums) {
+    return vote_impl(msgs, d, out, [&](size_t i, uint64_t j) { return W[i * d + j]; }, sums);
 }
 
 uint64_t count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* agree) {
@@ -65,6 +69,20 @@ uint64_t count_agreement(const Message& msg, const float* vote, uint64_t d, uint
     for (uint64_t j = 0; j < d; ++j) {
         const float s = ((w[j >> 6] >> (j & 63)) & 1u) ? -1.0f : 1.0f;
         const bool a = s == vote[j];
+        n += a;
+        if (agree) agree[j] = a;
+    }
+    return n;
+}
+
+uint64_t count_agreement_loo(const Message& msg, const double* sums, const double* w, size_t w_stride, uint64_t d,
+                             uint8_t* agree) {
+    const uint64_t* bits = sign_section(msg, d, "sign vote").words.data();
+    uint64_t n = 0;
+    for (uint64_t j = 0; j < d; ++j) {
+        const double s = ((bits[j >> 6] >> (j & 63)) & 1u) ? -1.0 : 1.0;
+        const double rest = sums[j] - w[j * w_stride] * s;
+        const bool a = (rest > 0.0 && s > 0.0) || (rest < 0.0 && s < 0.0);
         n += a;
         if (agree) agree[j] = a;
     }

@@ -97,7 +97,9 @@ class SignSGDFV(SignSGDMV):
     p_i = 1 - (A_i + eps)/(N_i + 2 eps). Plain MV for the first T_in rounds (counters still
     update). ``per_coordinate=True`` learns one weight per (worker, coordinate) (O(m d) state);
     ``oracle=True`` uses weights from the known batch sizes instead (w_i = W sqrt(B_i)/max sqrt(B),
-    the small-SNR limit of the log-odds). History: ``hist.vote_weights`` (logged rounds x workers;
+    the small-SNR limit of the log-odds). ``leave_one_out=True`` (our option, not in the paper)
+    measures worker i's agreement against sign(sum_{k != i} w_k s_k), removing the feedback by
+    which a worker that dominates the vote agrees with itself and runs away to the clip W. History: ``hist.vote_weights`` (logged rounds x workers;
     per-coordinate weights are averaged over coordinates).
 
     Caveat (ALGORITHMS.md §4.3): the agreement estimator assumes independent sign errors. On
@@ -108,13 +110,14 @@ class SignSGDFV(SignSGDMV):
     _federated = True
 
     def __init__(self, W=10.0, lam=1.0, T_in=100, *, eps=1e-5, per_coordinate=False, oracle=False,
-                 worker_momentum=0.0, server_momentum=0.0):
+                 leave_one_out=False, worker_momentum=0.0, server_momentum=0.0):
         self.W = W
         self.lam = lam
         self.T_in = T_in
         self.eps = eps
         self.per_coordinate = per_coordinate
         self.oracle = oracle
+        self.leave_one_out = leave_one_out
         super().__init__(worker_momentum=worker_momentum, server_momentum=server_momentum)
 
     def _validate(self):
@@ -123,10 +126,10 @@ class SignSGDFV(SignSGDMV):
         check_float("SignSGDFV", "lam", self.lam, low=0.0, high=1.0, low_open=True)
         check_int("SignSGDFV", "T_in", self.T_in, low=0)
         check_float("SignSGDFV", "eps", self.eps, low=0.0, low_open=True)
-        for name in ("per_coordinate", "oracle"):
+        for name in ("per_coordinate", "oracle", "leave_one_out"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"SignSGDFV: {name} must be a bool, got {getattr(self, name)!r}")
 
     def _vote_args(self):
         return dict(W=float(self.W), lam=float(self.lam), t_in=int(self.T_in), eps=float(self.eps),
-                    per_coordinate=self.per_coordinate, oracle=self.oracle)
+                    per_coordinate=self.per_coordinate, oracle=self.oracle, leave_one_out=self.leave_one_out)

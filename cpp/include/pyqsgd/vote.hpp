@@ -14,14 +14,20 @@ const Section& sign_section(const Message& msg, uint64_t d, const char* who);
 
 // out[j] = sign(sum_i w[i] s_ij) in {-1, 0, +1}; w == nullptr means all weights 1 (majority).
 // Summation runs over workers in order inside fixed coordinate blocks. Returns the number of
-// ties (zero votes).
-uint64_t sign_vote(const std::vector<const Message*>& msgs, const double* w, uint64_t d, float* out);
+// ties (zero votes). `sums`, when given, receives the weighted sums themselves.
+uint64_t sign_vote(const std::vector<const Message*>& msgs, const double* w, uint64_t d, float* out,
+                   double* sums = nullptr);
 
 // Per-coordinate weights: out[j] = sign(sum_i W[i*d + j] s_ij).
-uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const double* W, uint64_t d, float* out);
+uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const double* W, uint64_t d, float* out,
+                                  double* sums = nullptr);
 
 // agree[j] = 1 where the message's sign equals vote[j] (a zero vote agrees with nobody).
 uint64_t count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* agree = nullptr);
+// Agreement with the vote of the *other* workers: sign(sums[j] - w_j s_j) (leave-one-out);
+// w_j = w[j * w_stride] (stride 0: one weight for all coordinates).
+uint64_t count_agreement_loo(const Message& msg, const double* sums, const double* w, size_t w_stride, uint64_t d,
+                             uint8_t* agree = nullptr);
 
 // Downlink bits of a vote: d sign bits, plus a d-bit zero mask when some coordinate tied.
 inline uint64_t vote_bits(uint64_t d, uint64_t ties) { return ties ? 2 * d : d; }

@@ -58,6 +58,9 @@ class Method {
     virtual std::vector<double> vote_weights() const { return {}; }
 
     const RunInfo& info() const { return info_; }
+    // What the server decodes from worker i's message (used when workers run elsewhere, e.g.
+    // in the DDP hook, and the decoding is not shared with the worker).
+    void decode(uint32_t i, const Message& msg, float* out, Workspace& ws) const { comp(i).decompress(msg, out, ws); }
     // Server momentum beta in [0, 1) and optional downlink compressor (applied by the simulator).
     double momentum = 0.0;
     CompressorPtr downlink;

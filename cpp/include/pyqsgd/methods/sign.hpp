@@ -36,6 +36,7 @@ struct VoteConfig {
     double eps = 1e-5;
     bool per_coordinate = false;
     bool oracle = false;      // weights from known batch sizes instead of learned ones
+    bool leave_one_out = false;  // estimate agreement against the other workers' vote
     double worker_momentum = 0.0;  // Signum-style: workers send sign(beta m + (1 - beta) g)
 };
 
@@ -59,6 +60,7 @@ class SignVote final : public Method {
     std::vector<double> N_, A_;      // counters: N per worker; A per worker (or m x d)
     std::vector<double> w_;          // current weights: m (or m x d)
     std::vector<float> vote_;
+    std::vector<double> sums_;
     std::vector<uint8_t> agree_;
 };
 

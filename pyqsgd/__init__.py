@@ -10,11 +10,13 @@ from .compressors import (QSGD, Compressor, Identity, Natural, Properties, RandK
                           TopK)
 from .measure import Measurement, measure
 from .threads import get_num_threads, set_num_threads, threads
+from .tnq import NonUniformQuantizer, Truncate, TruncatedQuantizer, TruncatedUniformQuantizer
 
 __version__ = getattr(_core, "__version__", "0.0.0")
 
 __all__ = [
     "Key", "Message", "Compressor", "Properties", "Identity", "TopK", "RandK", "Sign", "ScaledSign", "QSGD",
     "TernGrad", "Natural", "Chain", "Induced", "chain", "induced", "measure", "Measurement",
-    "set_num_threads", "get_num_threads", "threads",
+    "set_num_threads", "get_num_threads", "threads", "Truncate", "NonUniformQuantizer", "TruncatedQuantizer",
+    "TruncatedUniformQuantizer",
 ]

@@ -5,6 +5,7 @@ namespace py = pybind11;
 
 void bind_core(py::module_& m);
 void bind_compressors(py::module_& m);
+void bind_tnq(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyqsgd native core (C++/OpenMP). Use the `pyqsgd` package, not this module.";
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
 #endif
     bind_core(m);
     bind_compressors(m);
+    bind_tnq(m);
 }

@@ -504,3 +504,10 @@ def test_zero_vector_gives_zeros(c, d):
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, np.zeros(d, np.float32))
     assert not np.signbit(y).any()  # +0, not -0
+
+
+def test_docstring_examples():
+    import doctest
+
+    res = doctest.testmod(tnq, optionflags=doctest.ELLIPSIS)
+    assert res.attempted >= 10 and res.failed == 0

@@ -14,6 +14,7 @@ from .measure import Measurement, measure
 from .simulate import simulate
 from .votes import FederatedVote, MajorityVote
 from .threads import get_num_threads, set_num_threads, threads
+from .tnq import NonUniformQuantizer, Truncate, TruncatedQuantizer, TruncatedUniformQuantizer
 
 __version__ = getattr(_core, "__version__", "0.0.0")
 
@@ -21,5 +22,6 @@ __all__ = [
     "Key", "Message", "Compressor", "Properties", "Identity", "TopK", "RandK", "Sign", "ScaledSign", "QSGD",
     "TernGrad", "Natural", "Chain", "Induced", "chain", "induced", "measure", "Measurement",
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
-    "methods", "problems", "data", "MajorityVote", "FederatedVote",
+    "methods", "problems", "data", "MajorityVote", "FederatedVote", "Truncate", "NonUniformQuantizer", "TruncatedQuantizer",
+    "TruncatedUniformQuantizer",
 ]

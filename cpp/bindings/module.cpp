@@ -10,6 +10,7 @@ void bind_methods(py::module_& m);
 void bind_simulator(py::module_& m);
 void bind_sign(py::module_& m);
 void bind_runner(py::module_& m);
+void bind_tnq(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyqsgd native core (C++/OpenMP). Use the `pyqsgd` package, not this module.";
@@ -28,4 +29,5 @@ PYBIND11_MODULE(_core, m) {
     bind_simulator(m);
     bind_sign(m);
     bind_runner(m);
+    bind_tnq(m);
 }

@@ -187,7 +187,7 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     sizes = np.array([len(p) for p in parts], dtype=np.float64)
     cfg.weights = list(method.worker_weights(sizes))
 
-    native_method = method.build(d, m)
+    native_method = method.build(d, m, sizes=sizes)
     sim = _core.Simulator(problem._native if native_problem else None, native_method, cfg, x0)
     meta = {
         "method": repr(method), "problem": repr(problem), "key": seed, "n_workers": m, "rounds": rounds, "lr": lr,

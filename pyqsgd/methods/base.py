@@ -67,8 +67,16 @@ class Method(Params):
         agg = self.aggregator if self.aggregator is not None else Mean()
         return agg.worker_weights(np.asarray(sizes, dtype=np.float64))
 
+    def compressors_for(self, sizes, d):
+        """The compressors to run for shards of the given sizes: one shared, or one per worker.
+
+        Methods that choose per-worker compression from data volumes (DAGC) override this.
+        """
+        return self.compressors
+
     def _native_compressors(self, d, m):
-        cs = self.compressors
+        sizes = getattr(self, "_run_sizes", None)
+        cs = self.compressors_for(sizes if sizes is not None else [1.0] * m, d)
         if len(cs) not in (1, m):
             raise ValueError(f"{type(self).__name__}: got {len(cs)} compressors for {m} workers; "
                              "give one compressor, or one per worker")
@@ -77,9 +85,16 @@ class Method(Params):
     def _make(self, d, m):  # pragma: no cover - every subclass overrides
         raise TypeError(f"{type(self).__name__} cannot run natively")
 
-    def build(self, d, m):
-        """A fresh native method for dimension d and m workers (state zeroed)."""
-        native = self._make(d, m)
+    def build(self, d, m, sizes=None):
+        """A fresh native method for dimension d and m workers (state zeroed); ``sizes`` are the
+        shard sizes (data volumes), used by methods that adapt compression per worker."""
+        if sizes is not None and len(sizes) != m:
+            raise ValueError(f"{type(self).__name__}.build: {len(sizes)} shard sizes for {m} workers")
+        self.__dict__["_run_sizes"] = None if sizes is None else [float(s) for s in sizes]
+        try:
+            native = self._make(d, m)
+        finally:
+            self.__dict__.pop("_run_sizes", None)
         native.momentum = float(self.server_momentum)
         if self.downlink is not None:
             native.downlink = self.downlink._native

@@ -229,10 +229,27 @@ bool Simulator::run(uint64_t n) {
             const uint32_t i = uint32_t(ii);
             if (active[i]) local_vector(i, V_.data() + size_t(i) * d_, ws_[i]);
         }, work_);
+        // A diverged model shows up here first when rounds between logs pass unlogged: stop
+        // before the compressors see NaN/Inf (they throw), logging this round if not yet done.
+        if (!local_vectors_finite(active)) {
+            if (!due_for_log()) log_native();
+            return false;
+        }
         method_round(active);
         if (due_for_log() && !log_native()) return false;
     }
     return true;
+}
+
+bool Simulator::local_vectors_finite(const std::vector<uint8_t>& active) const {
+    bool ok = true;
+    for (double v : x_) ok = ok && std::isfinite(v);
+    for (uint32_t i = 0; i < cfg_.m && ok; ++i) {
+        if (!active[i]) continue;
+        const double* v = V_.data() + size_t(i) * d_;
+        for (uint64_t j = 0; j < d_; ++j) ok = ok && std::isfinite(v[j]);
+    }
+    return ok;
 }
 
 void Simulator::step_external(const double* V) {

@@ -68,6 +68,8 @@ class Simulator {
     // of shard positions written into ws scratch. Returns the pointer and sets count.
     const int64_t* batch_view(uint64_t t, uint32_t i, uint32_t h, Workspace& ws, uint64_t& count) const;
     void method_round(const std::vector<uint8_t>& active);
+    // x and the participants' local vectors are all finite.
+    bool local_vectors_finite(const std::vector<uint8_t>& active) const;
     bool record(double loss, double gns);
     bool log_native();
 

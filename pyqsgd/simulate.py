@@ -262,12 +262,12 @@ def _run_python(problem, sim, cfg, rounds, x0, bar):
                 for h in range(cfg.local_steps):
                     xl -= cfg.local_lr * np.asarray(problem.grad(xl, sim.batch(t, int(i), h)), dtype=np.float64)
                 V[i] = x - xl
-        if not (np.isfinite(V[active]).all() and np.isfinite(x).all()):
-            # Stop before the compressors see NaN/Inf; log this round unless it already is.
+        if not sim.step_external(V):
+            # A vector for the wire was NaN/Inf or overflowed float32: log this round (unless
+            # it already is) and stop.
             if not sim.due_for_log:
                 sim.log_external(*_python_metrics(problem, x))
             return f"non-finite loss, gradient or model at round {sim.round}"
-        sim.step_external(V)
         if bar is not None:
             bar.update(1)
         if sim.due_for_log and not sim.log_external(*_python_metrics(problem, sim.x)):

@@ -172,7 +172,12 @@ void Simulator::method_round(const std::vector<uint8_t>& active) {
     if (method_->downlink) {
         down_buf_.resize(d_);
         down_dec_.resize(d_);
-        for (uint64_t j = 0; j < d_; ++j) down_buf_[j] = float(step_[j]);
+        bool finite = true;
+        for (uint64_t j = 0; j < d_; ++j) {
+            down_buf_[j] = float(step_[j]);
+            finite = finite && std::isfinite(down_buf_[j]);
+        }
+        if (!finite) throw NonFiniteError("non-finite server step");
         const Compressor& c = *method_->downlink;
         c.compress(down_buf_.data(), d_, derived(cfg_.key, kDownlinkSalt).with(uint32_t(t_), 0), down_msg_, server_ws_);
         c.decompress(down_msg_, down_dec_.data(), server_ws_);
@@ -229,33 +234,29 @@ bool Simulator::run(uint64_t n) {
             const uint32_t i = uint32_t(ii);
             if (active[i]) local_vector(i, V_.data() + size_t(i) * d_, ws_[i]);
         }, work_);
-        // A diverged model shows up here first when rounds between logs pass unlogged: stop
-        // before the compressors see NaN/Inf (they throw), logging this round if not yet done.
-        if (!local_vectors_finite(active)) {
+        if (!method_round_or_stop(active)) {
+            // Diverged between logs: log this round (unless it already is) and stop.
             if (!due_for_log()) log_native();
             return false;
         }
-        method_round(active);
         if (due_for_log() && !log_native()) return false;
     }
     return true;
 }
 
-bool Simulator::local_vectors_finite(const std::vector<uint8_t>& active) const {
-    bool ok = true;
-    for (double v : x_) ok = ok && std::isfinite(v);
-    for (uint32_t i = 0; i < cfg_.m && ok; ++i) {
-        if (!active[i]) continue;
-        const double* v = V_.data() + size_t(i) * d_;
-        for (uint64_t j = 0; j < d_; ++j) ok = ok && std::isfinite(v[j]);
+bool Simulator::method_round_or_stop(const std::vector<uint8_t>& active) {
+    try {
+        method_round(active);
+        return true;
+    } catch (const NonFiniteError&) {
+        return false;
     }
-    return ok;
 }
 
-void Simulator::step_external(const double* V) {
+bool Simulator::step_external(const double* V) {
     const std::vector<uint8_t> active = participation(t_);
     std::copy(V, V + size_t(cfg_.m) * d_, V_.begin());
-    method_round(active);
+    return method_round_or_stop(active);
 }
 
 bool Simulator::log_external(double loss, double gns) { return record(loss, gns); }

@@ -216,7 +216,7 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
                 if bar is not None:
                     bar.update(step)
                 if not ok:
-                    stopped = f"non-finite loss or model at round {done}"
+                    stopped = f"non-finite loss, gradient or model at round {done}"
                     break
         else:
             stopped = _run_python(problem, sim, cfg, rounds, x0, bar)
@@ -262,7 +262,12 @@ def _run_python(problem, sim, cfg, rounds, x0, bar):
                 for h in range(cfg.local_steps):
                     xl -= cfg.local_lr * np.asarray(problem.grad(xl, sim.batch(t, int(i), h)), dtype=np.float64)
                 V[i] = x - xl
-        sim.step_external(V)
+        if not sim.step_external(V):
+            # A vector for the wire was NaN/Inf or overflowed float32: log this round (unless
+            # it already is) and stop.
+            if not sim.due_for_log:
+                sim.log_external(*_python_metrics(problem, x))
+            return f"non-finite loss, gradient or model at round {sim.round}"
         if bar is not None:
             bar.update(1)
         if sim.due_for_log and not sim.log_external(*_python_metrics(problem, sim.x)):

@@ -85,7 +85,7 @@ void bind_simulator(py::module_& m) {
                      throw std::invalid_argument("local vectors must be an (n_workers, d) float64 array");
                  const double* p = V.data();
                  py::gil_scoped_release release;
-                 s.step_external(p);
+                 return s.step_external(p);
              })
         .def("log_external", &Simulator::log_external)
         .def_property_readonly("due_for_log", &Simulator::due_for_log)

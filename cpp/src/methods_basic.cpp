@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 
 #include "pyqsgd/compressors/basic.hpp"
 #include "pyqsgd/methods/basic.hpp"
@@ -22,7 +23,12 @@ void Method::compress_vector(uint32_t i, const Round& r, const double* v, Messag
     const uint64_t d = info_.d;
     std::vector<float>& buf = ws.f(0);
     buf.resize(d);
-    for (uint64_t j = 0; j < d; ++j) buf[j] = float(v[j]);
+    bool finite = true;
+    for (uint64_t j = 0; j < d; ++j) {
+        buf[j] = float(v[j]);
+        finite = finite && std::isfinite(buf[j]);
+    }
+    if (!finite) throw NonFiniteError("worker " + std::to_string(i) + ": non-finite vector at round " + std::to_string(r.t));
     const Compressor& c = comp(i);
     Workspace& cws = ws.child(0);
     c.compress(buf.data(), d, r.key.with(r.t, i), msg, cws);
@@ -88,7 +94,10 @@ Upload EF21::worker(uint32_t i, const Round& r, const double* v, Message& msg, f
         static const Identity exact;
         std::vector<float>& buf = ws.f(0);
         buf.resize(d);
-        for (uint64_t j = 0; j < d; ++j) buf[j] = float(diff[j]);
+        for (uint64_t j = 0; j < d; ++j) {
+            buf[j] = float(diff[j]);
+            if (!std::isfinite(buf[j])) throw NonFiniteError("EF21: non-finite first gradient");
+        }
         exact.compress(buf.data(), d, r.key.with(r.t, i), msg, ws.child(0));
         exact.decompress(msg, decoded, ws.child(0));
     } else {

@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <Eigen/Dense>
+
 #include "pyqsgd/compressor.hpp"
 #include "pyqsgd/parallel.hpp"
 #include "pyqsgd/problems/problem.hpp"
@@ -55,8 +57,39 @@ double Dataset::row_norm_sq(uint64_t i) const {
 double Dataset::max_eig_mean_outer(const int64_t* idx, uint64_t count, int iters) const {
     if (!idx) count = n_;
     if (count == 0) return 0.0;
-    // Power iteration on M = (1/|S|) A_S^T A_S from a fixed start (all ones plus a ramp, so it
-    // is not orthogonal to the top eigenvector in practice).
+    if (d_ <= kExactEigMaxDim) {
+        // Exact: form M = (1/|S|) A_S^T A_S (lower triangle, which is all the solver reads) and solve the
+        // symmetric eigenproblem. Power iteration only approaches lambda_max from below (like
+        // (lambda_2/lambda_1)^k), so with clustered top eigenvalues it returned a constant
+        // below the true L and a step of 1/L was not safe.
+        Eigen::MatrixXd M = Eigen::MatrixXd::Zero(Eigen::Index(d_), Eigen::Index(d_));
+        std::vector<double> row(d_, 0.0);
+        for (uint64_t k = 0; k < count; ++k) {
+            const uint64_t i = idx ? uint64_t(idx[k]) : k;
+            if (sparse_) {
+                for (int64_t p = indptr_[i]; p < indptr_[i + 1]; ++p)
+                    for (int64_t q = p; q < indptr_[i + 1]; ++q) {
+                        const int64_t a = indices_[size_t(p)], b = indices_[size_t(q)];
+                        M(std::max(a, b), std::min(a, b)) += double(data_[size_t(p)]) * double(data_[size_t(q)]);
+                    }
+            } else {
+                const float* r = dense_.data() + i * d_;
+                for (uint64_t j = 0; j < d_; ++j) row[j] = double(r[j]);
+                for (uint64_t a = 0; a < d_; ++a) {
+                    if (row[a] == 0.0) continue;
+                    for (uint64_t b = a; b < d_; ++b) M(Eigen::Index(b), Eigen::Index(a)) += row[a] * row[b];
+                }
+            }
+        }
+        M /= double(count);
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(M, Eigen::EigenvaluesOnly);
+        if (solver.info() != Eigen::Success) fail("smoothness: eigenvalue solver did not converge");
+        const double lmax = std::max(0.0, solver.eigenvalues()(Eigen::Index(d_) - 1));
+        // The solver is backward stable (error <= c d eps ||M||): round up by that much.
+        return lmax * (1.0 + 4.0 * double(d_) * 2.220446049250313e-16);
+    }
+    // Large d: power iteration on M from a fixed start (all ones plus a ramp, so it is not
+    // orthogonal to the top eigenvector in practice). This is an estimate from below.
     std::vector<double> v(d_), w(d_);
     for (uint64_t j = 0; j < d_; ++j) v[j] = 1.0 + double(j % 7) / 7.0;
     double lambda = 0.0;

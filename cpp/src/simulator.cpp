@@ -173,7 +173,12 @@ void Simulator::method_round(const std::vector<uint8_t>& active) {
     if (method_->downlink) {
         down_buf_.resize(d_);
         down_dec_.resize(d_);
-        for (uint64_t j = 0; j < d_; ++j) down_buf_[j] = float(step_[j]);
+        bool finite = true;
+        for (uint64_t j = 0; j < d_; ++j) {
+            down_buf_[j] = float(step_[j]);
+            finite = finite && std::isfinite(down_buf_[j]);
+        }
+        if (!finite) throw NonFiniteError("non-finite server step");
         const Compressor& c = *method_->downlink;
         c.compress(down_buf_.data(), d_, derived(cfg_.key, kDownlinkSalt).with(uint32_t(t_), 0), down_msg_, server_ws_);
         c.decompress(down_msg_, down_dec_.data(), server_ws_);
@@ -230,16 +235,29 @@ bool Simulator::run(uint64_t n) {
             const uint32_t i = uint32_t(ii);
             if (active[i]) local_vector(i, V_.data() + size_t(i) * d_, ws_[i]);
         }, work_);
-        method_round(active);
+        if (!method_round_or_stop(active)) {
+            // Diverged between logs: log this round (unless it already is) and stop.
+            if (!due_for_log()) log_native();
+            return false;
+        }
         if (due_for_log() && !log_native()) return false;
     }
     return true;
 }
 
-void Simulator::step_external(const double* V) {
+bool Simulator::method_round_or_stop(const std::vector<uint8_t>& active) {
+    try {
+        method_round(active);
+        return true;
+    } catch (const NonFiniteError&) {
+        return false;
+    }
+}
+
+bool Simulator::step_external(const double* V) {
     const std::vector<uint8_t> active = participation(t_);
     std::copy(V, V + size_t(cfg_.m) * d_, V_.begin());
-    method_round(active);
+    return method_round_or_stop(active);
 }
 
 bool Simulator::log_external(double loss, double gns) { return record(loss, gns); }

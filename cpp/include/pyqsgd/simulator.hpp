@@ -47,10 +47,10 @@ class Simulator {
 
     // External (Python) problems: who participates in round t, which samples worker i uses at
     // local step h, then the method step with the supplied local vectors V (m x d, rows of
-    // idle workers ignored).
+    // idle workers ignored); false when the run diverged (non-finite vector for the wire).
     std::vector<uint8_t> participation(uint64_t t) const;
     std::vector<int64_t> batch(uint64_t t, uint32_t i, uint32_t h) const;
-    void step_external(const double* V);
+    bool step_external(const double* V);
     bool log_external(double loss, double grad_norm_sq);
     bool due_for_log() const;
 
@@ -68,6 +68,8 @@ class Simulator {
     // of shard positions written into ws scratch. Returns the pointer and sets count.
     const int64_t* batch_view(uint64_t t, uint32_t i, uint32_t h, Workspace& ws, uint64_t& count) const;
     void method_round(const std::vector<uint8_t>& active);
+    // method_round, or false (nothing applied to x) when a vector for the wire is non-finite.
+    bool method_round_or_stop(const std::vector<uint8_t>& active);
     bool record(double loss, double gns);
     bool log_native();
 

@@ -5,6 +5,7 @@
 // exposed through state() for inspection.
 #pragma once
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,12 @@ struct RunInfo {
 };
 
 enum class Upload : uint8_t { kIdle = 0, kSent = 1, kSkipped = 2 };
+
+// A vector bound for the wire is NaN/Inf or overflows float32: the run has diverged. The
+// simulator stops cleanly on it (history kept) instead of surfacing a compressor error.
+struct NonFiniteError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 // What a round's participants see.
 struct Round {

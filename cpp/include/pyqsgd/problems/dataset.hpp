@@ -41,8 +41,10 @@ class Dataset {
     }
     // ||a_i||^2
     double row_norm_sq(uint64_t i) const;
-    // Largest eigenvalue of (1/|S|) sum_{i in S} a_i a_i^T by power iteration (deterministic
-    // start, fixed iteration budget); S = all rows when idx is null.
+    // Largest eigenvalue of (1/|S|) sum_{i in S} a_i a_i^T; S = all rows when idx is null.
+    // Exact (dense symmetric eigensolver, rounded up) for d <= kExactEigMaxDim, so it is a safe
+    // smoothness constant; above that a power-iteration estimate (from below; fixed budget).
+    static constexpr uint64_t kExactEigMaxDim = 1024;
     double max_eig_mean_outer(const int64_t* idx, uint64_t count, int iters = 100) const;
 
    private:

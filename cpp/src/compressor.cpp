@@ -28,17 +28,27 @@ void Compressor::compress(const float* x, uint64_t d, const Key& key, Message& m
     encode(x, d, key, msg, ws);
 }
 
-void Compressor::decompress(const Message& msg, float* out, Workspace& ws) const {
+void Compressor::check_message(const Message& msg) const {
     if (msg.tag != tag() || msg.fingerprint != fingerprint())
         fail(name() + ".decompress: the message was not produced by this compressor (tag/parameter fingerprint differ)");
     if (msg.d == 0 || msg.d >= (uint64_t(1) << 32)) fail(name() + ".decompress: invalid dimension in message");
     check(msg.d);
+    const uint64_t want = expected_bits(msg.d);
+    if (want != kUnknownBits && msg.bits() != want)
+        fail(name() + ".decompress: message has " + std::to_string(msg.bits()) + " payload bits, expected " +
+             std::to_string(want) + " for d=" + std::to_string(msg.d) + " (malformed message)");
+}
+
+void Compressor::decompress(const Message& msg, float* out, Workspace& ws) const {
+    check_message(msg);
     SectionCursor cur(msg);
     decode(msg, cur, msg.d, msg.key, out, ws);
     if (!cur.done()) fail(name() + ".decompress: message has extra sections");
 }
 
-void check_finite(const float* x, uint64_t d, const char* who) {
+namespace {
+// True iff some x[j] is NaN or Inf (exponent bits all ones); fixed blocks, parallel.
+bool any_nonfinite(const float* x, uint64_t d) {
     const double bad = block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
         uint32_t acc = 0;
         for (int64_t j = lo; j < hi; ++j) {
@@ -48,7 +58,16 @@ void check_finite(const float* x, uint64_t d, const char* who) {
         }
         return double(acc);
     });
-    if (bad != 0.0) fail(std::string(who) + " contains NaN or Inf; compressors need finite input");
+    return bad != 0.0;
+}
+}  // namespace
+
+void check_finite(const float* x, uint64_t d, const char* who) {
+    if (any_nonfinite(x, d)) fail(std::string(who) + " contains NaN or Inf; compressors need finite input");
+}
+
+void check_decoded_finite(const float* out, uint64_t n, const char* who) {
+    if (any_nonfinite(out, n)) fail(std::string(who) + ": message decodes to NaN or Inf (malformed message)");
 }
 
 double norm2(const float* x, uint64_t d) {

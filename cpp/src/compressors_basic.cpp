@@ -19,6 +19,7 @@ void Identity::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&
     const Section& s = cur.next("Identity");
     expect_bits(s, 32 * d, "Identity");
     std::memcpy(out, s.words.data(), d * sizeof(float));
+    check_decoded_finite(out, d, "Identity");
 }
 
 Properties Identity::properties(uint64_t) const {

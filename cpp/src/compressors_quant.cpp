@@ -30,11 +30,13 @@ void QSGD::encode(const float* x, uint64_t d, const Key& key, Message& msg, Work
     const unsigned wdt = width();
     uint64_t* w = msg.add(d * wdt).words.data();
     if (nf == 0.0f) return;  // all codes zero
-    // r_j = |x_j| * (s / ||x||) in float32; level = floor(r_j) + [u_j < frac(r_j)], capped at s.
-    const float scale = float(double(s_) / double(nf));
+    // r_j = float(|x_j| * (s / ||x||)) with the product in double: s / ||x|| overflows float32
+    // when ||x|| is tiny (subnormal x), and Inf * 0 would be NaN. level = floor(r_j) +
+    // [u_j < frac(r_j)], capped at s (rounding can put r_j a hair above s).
+    const double scale = double(s_) / double(nf);
     const uint32_t s = s_;
     write_codes(w, d, wdt, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
-        const float r = std::fabs(x[j]) * scale;
+        const float r = float(double(std::fabs(x[j])) * scale);
         const float fl = std::floor(r);
         uint32_t level = uint32_t(fl) + uint32_t(to_unit_float(raw) < r - fl);
         if (level > s) level = s;

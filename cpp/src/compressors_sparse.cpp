@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <sstream>
 
 #include "pyqsgd/compressors/sparse.hpp"
@@ -166,9 +167,17 @@ void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::v
 }
 
 namespace {
-void gather(const float* x, const std::vector<uint32_t>& idx, float scale, std::vector<float>& out) {
+// out[i] = x[idx[i]] * scale; throws when a scaled value overflows float32 (RandK's d/k can
+// push a large finite x_j to Inf, which the receiver would reject).
+void gather(const float* x, const std::vector<uint32_t>& idx, float scale, std::vector<float>& out, const char* who) {
     out.resize(idx.size());
-    for (size_t i = 0; i < idx.size(); ++i) out[i] = x[idx[i]] * scale;
+    float m = 0.0f;
+    for (size_t i = 0; i < idx.size(); ++i) {
+        out[i] = x[idx[i]] * scale;
+        m = std::max(m, std::fabs(out[i]));
+    }
+    if (!(m <= std::numeric_limits<float>::max()))
+        fail(std::string(who) + ": (d/k) x_j overflows float32; rescale x");
 }
 void write_values(const std::vector<float>& v, Message& msg) {
     Section& s = msg.add(32 * v.size());
@@ -179,6 +188,7 @@ void read_values(SectionCursor& cur, uint64_t k, std::vector<float>& v, const ch
     expect_bits(s, 32 * k, who);
     v.resize(k);
     if (k) std::memcpy(v.data(), s.words.data(), k * sizeof(float));
+    check_decoded_finite(v.data(), k, who);
 }
 }  // namespace
 
@@ -189,7 +199,7 @@ void TopK::select(const float* x, uint64_t d, const Key&, Message& msg, Workspac
     sel.dense = false;
     select_topk(x, d, k, ws, sel.indices);
     encode_indices(sel.indices.data(), k, d, msg.add(0));
-    gather(x, sel.indices, 1.0f, sel.values);
+    gather(x, sel.indices, 1.0f, sel.values, "TopK");
 }
 
 void TopK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const Key&, Workspace&,
@@ -226,7 +236,7 @@ void RandK::select(const float* x, uint64_t d, const Key& key, Message& msg, Wor
     sel.dense = false;
     sample_subset(key, d, k, ws, sel.indices);
     if (!shared_seed_) encode_indices(sel.indices.data(), k, d, msg.add(0));
-    gather(x, sel.indices, float(double(d) / double(k)), sel.values);
+    gather(x, sel.indices, float(double(d) / double(k)), sel.values, "RandK");
 }
 
 void RandK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,

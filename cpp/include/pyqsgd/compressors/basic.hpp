@@ -26,6 +26,8 @@ class Identity final : public Compressor, public Selector {
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
                         Selection& sel) const override;
     uint64_t kept(uint64_t d) const override { return d; }
+    uint64_t selection_bits(uint64_t) const override { return 0; }
+    uint64_t expected_bits(uint64_t d) const override { return 32 * d; }
 };
 
 // sign(x) with sign(0) = +1: d bits, no scale; in neither U nor B (its magnitude is lost).
@@ -33,6 +35,7 @@ class Sign final : public Compressor {
    public:
     std::string name() const override { return "Sign()"; }
     uint16_t tag() const override { return kSign; }
+    uint64_t expected_bits(uint64_t d) const override { return d; }
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;
@@ -46,6 +49,7 @@ class ScaledSign final : public Compressor {
    public:
     std::string name() const override { return "ScaledSign()"; }
     uint16_t tag() const override { return kScaledSign; }
+    uint64_t expected_bits(uint64_t d) const override { return d + 32; }
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;

@@ -43,6 +43,7 @@ class QSGD final : public Compressor {
     Properties properties(uint64_t d) const override;
     bool unbiased() const override { return true; }
     unsigned width() const { return 1 + bit_width_for(uint64_t(s_) + 1); }
+    uint64_t expected_bits(uint64_t d) const override { return 32 + d * width(); }
 
    private:
     uint32_t s_;
@@ -54,6 +55,7 @@ class TernGrad final : public Compressor {
    public:
     std::string name() const override { return "TernGrad()"; }
     uint16_t tag() const override { return kTernGrad; }
+    uint64_t expected_bits(uint64_t d) const override { return 32 + 2 * d; }
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;
@@ -67,6 +69,7 @@ class Natural final : public Compressor {
    public:
     std::string name() const override { return "Natural()"; }
     uint16_t tag() const override { return kNatural; }
+    uint64_t expected_bits(uint64_t d) const override { return 9 * d; }
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;

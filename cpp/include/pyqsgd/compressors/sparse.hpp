@@ -43,6 +43,8 @@ class TopK final : public Compressor, public Selector {
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
                         Selection& sel) const override;
     uint64_t kept(uint64_t d) const override { return p_.resolve(d); }
+    uint64_t selection_bits(uint64_t d) const override { return index_bits(p_.resolve(d), d); }
+    uint64_t expected_bits(uint64_t d) const override { return selection_bits(d) + 32 * p_.resolve(d); }
 
    private:
     SparsityParam p_;
@@ -69,6 +71,8 @@ class RandK final : public Compressor, public Selector {
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
                         Selection& sel) const override;
     uint64_t kept(uint64_t d) const override { return p_.resolve(d); }
+    uint64_t selection_bits(uint64_t d) const override { return shared_seed_ ? 0 : index_bits(p_.resolve(d), d); }
+    uint64_t expected_bits(uint64_t d) const override { return selection_bits(d) + 32 * p_.resolve(d); }
 
    private:
     SparsityParam p_;

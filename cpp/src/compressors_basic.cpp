@@ -1,4 +1,5 @@
 #include <cstring>
+#include <vector>
 
 #include "pyqsgd/compressors/basic.hpp"
 #include "pyqsgd/parallel.hpp"
@@ -43,11 +44,15 @@ void Identity::read_selection(const Message&, SectionCursor&, uint64_t, const Ke
 
 // ---- sign packing ---------------------------------------------------------------------------
 
-bool pack_signs(const float* x, uint64_t d, uint64_t* w) {
+bool pack_signs(const float* x, uint64_t d, uint64_t* w, double* l1) {
     const int64_t nwords = int64_t(words_for(d));
-    const double bad = block_sum(
+    constexpr int64_t kWords = kBlock / 64;  // element blocks of kBlock, as in norm1()
+    const int64_t nb = num_blocks(nwords, kWords);
+    std::vector<double> parts(size_t(nb), 0.0);
+    std::vector<uint32_t> bad(size_t(nb), 0);
+    parallel_blocks(
         nwords,
-        [&](int64_t lo, int64_t hi) {
+        [&](int64_t b, int64_t lo, int64_t hi) {
             uint32_t nonfinite = 0;
             for (int64_t wi = lo; wi < hi; ++wi) {
                 const uint64_t base = uint64_t(wi) * 64;
@@ -75,10 +80,20 @@ bool pack_signs(const float* x, uint64_t d, uint64_t* w) {
                 }
                 w[wi] = word;
             }
-            return double(nonfinite);
+            bad[size_t(b)] = nonfinite;
+            if (l1) parts[size_t(b)] = block_sum_abs(x, lo * 64, std::min<int64_t>(int64_t(d), hi * 64));
         },
-        kBlock / 64);
-    return bad != 0.0;
+        kWords);
+    if (l1) {
+        // Same order as block_sum: one block is returned as is, several are added from 0.0.
+        double s = nb == 1 ? parts[0] : 0.0;
+        if (nb > 1)
+            for (double p : parts) s += p;
+        *l1 = s;
+    }
+    for (uint32_t b : bad)
+        if (b) return true;
+    return false;
 }
 
 namespace {
@@ -123,8 +138,9 @@ Properties Sign::properties(uint64_t) const { return Properties{}; }
 
 void ScaledSign::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
     Section& s = msg.add(d);
-    if (pack_signs(x, d, s.words.data())) fail("x contains NaN or Inf; compressors need finite input");
-    const float scale = float(norm1(x, d) / double(d));
+    double l1 = 0.0;
+    if (pack_signs(x, d, s.words.data(), &l1)) fail("x contains NaN or Inf; compressors need finite input");
+    const float scale = float(l1 / double(d));
     Section& sc = msg.add(32);
     sc.words[0] = float_bits(scale);
 }

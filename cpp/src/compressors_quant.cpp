@@ -31,33 +31,50 @@ void QSGD::encode(const float* x, uint64_t d, const Key& key, Message& msg, Work
     uint64_t* w = msg.add(d * wdt).words.data();
     if (nf == 0.0f) return;  // all codes zero
     // r_j = float(|x_j| * (s / ||x||)) with the product in double: s / ||x|| overflows float32
-    // when ||x|| is tiny (subnormal x), and Inf * 0 would be NaN. level = floor(r_j) +
-    // [u_j < frac(r_j)], capped at s (rounding can put r_j a hair above s).
+    // when ||x|| is tiny (subnormal x), and Inf * 0 would be NaN. r_j is clamped to s (rounding
+    // can put it a hair above), so the truncation below stays in range; l = floor(r_j) and the
+    // level is l + [u_j < r_j - l] (exact float subtraction), capped at s.
     const double scale = double(s_) / double(nf);
     const uint32_t s = s_;
+    const float sf = float(s_);
     write_codes(w, d, wdt, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
-        const float r = float(double(std::fabs(x[j])) * scale);
-        const float fl = std::floor(r);
-        uint32_t level = uint32_t(fl) + uint32_t(to_unit_float(raw) < r - fl);
-        if (level > s) level = s;
-        return level == 0 ? 0 : (uint64_t(level) << 1) | uint64_t(x[j] < 0.0f);
+        const float r = std::min(float(double(std::fabs(x[j])) * scale), sf);
+        const uint32_t fl = uint32_t(r);
+        uint32_t level = fl + uint32_t(to_unit_float(raw) < r - float(fl));
+        level = std::min(level, s);
+        // Branch-free (level is 0 at random): the sign bit only when level > 0.
+        return (uint64_t(level) << 1) | uint64_t((x[j] < 0.0f) & (level != 0));
     });
 }
 
-void QSGD::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
+void QSGD::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace& ws) const {
     const float nf = read_scale(cur, "QSGD");
     const Section& s = cur.next("QSGD");
     const unsigned wdt = width();
     expect_bits(s, d * wdt, "QSGD");
     const float unit = float(double(nf) / double(s_));
-    const uint32_t smax = s_;
-    read_codes(s.words.data(), d, wdt, out, [&](uint64_t code) -> float {
+    const uint64_t smax = s_;
+    // Code = level << 1 | sign; level > s and "minus zero" (level 0, sign 1) are invalid.
+    auto value = [&](uint64_t code, uint32_t& ok) -> float {
         const uint64_t level = code >> 1;
-        if (level > smax || (level == 0 && (code & 1)))
-            fail("QSGD: code outside the codebook (malformed message)");
+        ok &= uint32_t(level <= smax && !(level == 0 && (code & 1)));
         const float v = float(level) * unit;
         return (code & 1) ? -v : v;
-    });
+    };
+    if (wdt <= 12) {  // table lookup: one load per coordinate, no branches
+        std::vector<float>& table = ws.f(0);
+        std::vector<uint32_t>& valid = ws.u(0);
+        table.resize(size_t(1) << wdt);
+        valid.resize(size_t(1) << wdt);
+        for (uint64_t c = 0; c < table.size(); ++c) {
+            uint32_t ok = 1;
+            table[c] = value(c, ok);
+            valid[c] = ok;
+        }
+        read_codes_lut(s.words.data(), d, wdt, table.data(), valid.data(), out, "QSGD");
+    } else {
+        read_codes(s.words.data(), d, wdt, out, "QSGD", value);
+    }
 }
 
 Properties QSGD::properties(uint64_t d) const {
@@ -77,8 +94,8 @@ void TernGrad::encode(const float* x, uint64_t d, const Key& key, Message& msg, 
     if (sf == 0.0f) return;
     write_codes(w, d, 2, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
         const float p = std::fabs(x[j]) / sf;
-        if (!(to_unit_float(raw) < p)) return 0;
-        return x[j] < 0.0f ? 3 : 1;
+        const uint64_t keep = uint64_t(to_unit_float(raw) < p);
+        return keep | (keep & uint64_t(x[j] < 0.0f)) << 1;  // 0 zero, 1 plus, 3 minus
     });
 }
 
@@ -86,10 +103,9 @@ void TernGrad::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&
     const float sf = read_scale(cur, "TernGrad");
     const Section& s = cur.next("TernGrad");
     expect_bits(s, 2 * d, "TernGrad");
-    read_codes(s.words.data(), d, 2, out, [&](uint64_t code) -> float {
-        if (code == 2) fail("TernGrad: code outside the codebook (malformed message)");
-        return code == 0 ? 0.0f : (code == 3 ? -sf : sf);
-    });
+    const float table[4] = {0.0f, sf, 0.0f, -sf};
+    const uint32_t valid[4] = {1, 1, 0, 1};  // code 2 is outside the codebook
+    read_codes_lut(s.words.data(), d, 2, table, valid, out, "TernGrad");
 }
 
 Properties TernGrad::properties(uint64_t d) const {
@@ -125,14 +141,20 @@ void Natural::encode(const float* x, uint64_t d, const Key& key, Message& msg, W
     if (b & 2u) fail("Natural: |x_j| >= 2^127 cannot be rounded up within float32; rescale x");
 }
 
-void Natural::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
+void Natural::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace& ws) const {
     const Section& s = cur.next("Natural");
     expect_bits(s, 9 * d, "Natural");
-    read_codes(s.words.data(), d, 9, out, [&](uint64_t code) -> float {
-        const uint32_t e = uint32_t(code >> 1), neg = uint32_t(code & 1);
-        if (e == 255 || (e == 0 && neg)) fail("Natural: code outside the codebook (malformed message)");
-        return e == 0 ? 0.0f : bits_float((neg << 31) | (e << 23));
-    });
+    // Code = exponent << 1 | sign; exponent 255 (Inf/NaN) and "minus zero" are invalid.
+    std::vector<float>& table = ws.f(0);
+    std::vector<uint32_t>& valid = ws.u(0);
+    table.resize(512);
+    valid.resize(512);
+    for (uint32_t c = 0; c < 512; ++c) {
+        const uint32_t e = c >> 1, neg = c & 1;
+        valid[c] = uint32_t(e != 255 && !(e == 0 && neg));
+        table[c] = (e == 0 || e == 255) ? 0.0f : bits_float((neg << 31) | (e << 23));
+    }
+    read_codes_lut(s.words.data(), d, 9, table.data(), valid.data(), out, "Natural");
 }
 
 Properties Natural::properties(uint64_t) const {

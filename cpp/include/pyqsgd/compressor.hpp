@@ -122,6 +122,10 @@ void check_finite(const float* x, uint64_t d, const char* who);
 // ||x||_2 in double, summed in fixed blocks (identical at any thread count).
 double norm2(const float* x, uint64_t d);
 double norm1(const float* x, uint64_t d);
+// The per-block partial sums behind norm1 / norm2 (8 interleaved double lanes, see
+// compressor.cpp): kernels that fuse a norm into another pass call these per block of kBlock.
+double block_sum_abs(const float* x, int64_t lo, int64_t hi);
+double block_sum_sq(const float* x, int64_t lo, int64_t hi);
 double norm_inf(const float* x, uint64_t d);
 
 // Scatters a selection's values back into a zeroed d-vector (or copies when dense).

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "pyqsgd/alloc.hpp"
 #include "pyqsgd/bitio.hpp"
 #include "pyqsgd/rng.hpp"
 
@@ -21,7 +22,7 @@ namespace pyqsgd {
 
 struct Section {
     uint64_t bits = 0;
-    std::vector<uint64_t> words;
+    std::vector<uint64_t, HugePageAllocator<uint64_t>> words;  // large sections: huge pages
     // Sizes the section for `nbits` and zeroes it (capacity is reused across rounds).
     uint64_t* reset(uint64_t nbits) {
         bits = nbits;

@@ -59,7 +59,9 @@ class ScaledSign final : public Compressor {
 };
 
 // Packs sign bits (1 = negative) of x[0..d) into w; returns true iff some x[j] is NaN/Inf.
-bool pack_signs(const float* x, uint64_t d, uint64_t* w);
+// With `l1`, also computes ||x||_1 exactly as norm1() does, fused into the same pass (the
+// block is still in cache when it is summed).
+bool pack_signs(const float* x, uint64_t d, uint64_t* w, double* l1 = nullptr);
 // out[j] = bit j ? -scale : +scale.
 void unpack_signs(const uint64_t* w, uint64_t d, float scale, float* out);
 

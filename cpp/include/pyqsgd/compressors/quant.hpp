@@ -4,30 +4,113 @@
 #include "pyqsgd/compressors/basic.hpp"
 #include "pyqsgd/parallel.hpp"
 
+#include <algorithm>
+#include <string>
+
 namespace pyqsgd {
 
-// Calls code(j, u_j) for every coordinate, where u_j is draw j of `key` as a [0,1) float
-// (24 bits) and raw_j its 32-bit value, and packs the returned `width`-bit codes at bit
-// offset j * width. Blocks of 64 coordinates fill whole words, so blocks run in parallel.
+// Packs `width`-bit codes (width <= 63) LSB-first: code j at bit offset j * width. Blocks of
+// kBlock coordinates start on word boundaries (kBlock * width is a multiple of 64), so blocks
+// are written by different threads without sharing a word.
+class CodePacker {
+   public:
+    CodePacker(uint64_t* w, int64_t first, unsigned width)
+        : out_(w + uint64_t(first) * width / 64), width_(width) {}
+    void put(uint64_t c) {
+        acc_ |= c << nb_;
+        nb_ += width_;
+        if (nb_ >= 64) {
+            *out_++ = acc_;
+            nb_ -= 64;
+            acc_ = nb_ ? c >> (width_ - nb_) : 0;
+        }
+    }
+    void flush() {
+        if (nb_) *out_ = acc_;
+    }
+
+   private:
+    uint64_t* out_;
+    uint64_t acc_ = 0;
+    unsigned nb_ = 0;
+    unsigned width_;
+};
+
+// The matching sequential reader; it never reads a word past the block's last code.
+class CodeUnpacker {
+   public:
+    CodeUnpacker(const uint64_t* w, int64_t first, unsigned width)
+        : in_(w + uint64_t(first) * width / 64), mask_((uint64_t(1) << width) - 1), width_(width) {}
+    uint64_t get() {
+        if (nb_ >= width_) {
+            const uint64_t c = cur_ & mask_;
+            cur_ >>= width_;
+            nb_ -= width_;
+            return c;
+        }
+        const uint64_t next = *in_++;
+        const uint64_t c = (cur_ | (next << nb_)) & mask_;
+        const unsigned used = width_ - nb_;  // bits taken from `next`, in [1, width]
+        cur_ = next >> used;
+        nb_ = 64 - used;
+        return c;
+    }
+
+   private:
+    const uint64_t* in_;
+    uint64_t cur_ = 0;
+    uint64_t mask_;
+    unsigned nb_ = 0;
+    unsigned width_;
+};
+
+// Calls code(j, raw_j) for every coordinate, where raw_j is the 32-bit draw j of `key`, and
+// packs the returned `width`-bit codes. Draws come 16 at a time (philox16); codes are computed
+// for a chunk first, then packed, so the arithmetic loop has no loop-carried dependency.
 template <class F>
 void write_codes(uint64_t* w, uint64_t d, unsigned width, const Key& key, F&& code) {
     parallel_blocks(int64_t(d), [&](int64_t, int64_t lo, int64_t hi) {
-        for (int64_t j = lo; j < hi; j += 4) {
-            const Block4 b = philox(key, uint32_t(uint64_t(j) >> 2));
-            const int64_t n = std::min<int64_t>(4, hi - j);
-            for (int64_t l = 0; l < n; ++l)
-                put_bits(w, uint64_t(j + l) * width, code(uint64_t(j + l), b.v[l]), width);
+        CodePacker pack(w, lo, width);
+        alignas(16) uint32_t raw[16];
+        uint64_t codes[16];
+        for (int64_t j = lo; j < hi; j += 16) {
+            philox16(key, uint32_t(uint64_t(j) >> 2), raw);
+            const int n = int(std::min<int64_t>(16, hi - j));
+            for (int l = 0; l < n; ++l) codes[l] = code(uint64_t(j + l), raw[l]);
+            for (int l = 0; l < n; ++l) pack.put(codes[l]);
         }
+        pack.flush();
     });
 }
 
-// Decodes `width`-bit codes with value(j, code) -> float; value() throws on codes outside
-// the codebook. Exceptions are captured by parallel_blocks and rethrown.
-template <class F>
-void read_codes(const uint64_t* w, uint64_t d, unsigned width, float* out, F&& value) {
-    parallel_blocks(int64_t(d), [&](int64_t, int64_t lo, int64_t hi) {
-        for (int64_t j = lo; j < hi; ++j) out[j] = value(get_bits(w, uint64_t(j) * width, width));
+// Decodes `width`-bit codes: out[j] = table[code]; codes flagged invalid make the whole call
+// throw "<who>: code outside the codebook" (after the parallel join, never from inside it).
+// `table` and `valid` have 2^width entries (callers use it for width <= 12).
+inline void read_codes_lut(const uint64_t* w, uint64_t d, unsigned width, const float* table,
+                           const uint32_t* valid, float* out, const char* who) {
+    const double bad = block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
+        CodeUnpacker unpack(w, lo, width);
+        uint32_t ok = 1;
+        for (int64_t j = lo; j < hi; ++j) {
+            const uint64_t c = unpack.get();
+            out[j] = table[c];
+            ok &= valid[c];
+        }
+        return double(1 - ok);
     });
+    if (bad != 0.0) fail(std::string(who) + ": code outside the codebook (malformed message)");
+}
+
+// General decoder: value(code, ok) -> float clears `ok` on a code outside the codebook.
+template <class F>
+void read_codes(const uint64_t* w, uint64_t d, unsigned width, float* out, const char* who, F&& value) {
+    const double bad = block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
+        CodeUnpacker unpack(w, lo, width);
+        uint32_t ok = 1;
+        for (int64_t j = lo; j < hi; ++j) out[j] = value(unpack.get(), ok);
+        return double(1 - ok);
+    });
+    if (bad != 0.0) fail(std::string(who) + ": code outside the codebook (malformed message)");
 }
 
 // QSGD(levels=s): ||x|| sign(x_j) l_j / s with l_j stochastic rounding of s|x_j|/||x||.

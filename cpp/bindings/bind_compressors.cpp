@@ -35,6 +35,15 @@ F32 decompress(const Compressor& c, const Message& msg) {
     // Header checks (tag, fingerprint, d, total payload bits) come before allocating d floats:
     // a forged d cannot make the receiver allocate memory its payload does not justify.
     c.check_message(msg);
+    // Sparse messages whose indices are regenerated from the shared key (RandK with k given)
+    // carry 32k bits whatever d is, so the payload cannot vouch for d. Allocate at most
+    // max(2^27 floats, 64 per payload bit); larger outputs need a caller buffer (out=).
+    constexpr uint64_t kAllocCap = uint64_t(1) << 27;
+    if (msg.d > kAllocCap && msg.d / 64 > msg.bits())
+        throw std::invalid_argument("decompress: message claims d=" + std::to_string(msg.d) + " from a " +
+                                    std::to_string(msg.bits()) +
+                                    "-bit payload; refusing to allocate that much for it (pass out= to decode "
+                                    "into a buffer of your own)");
     F32 out(py::ssize_t(msg.d));
     float* p = out.mutable_data();
     {

@@ -52,13 +52,15 @@ void QSGD::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, fl
     const Section& s = cur.next("QSGD");
     const unsigned wdt = width();
     expect_bits(s, d * wdt, "QSGD");
-    const float unit = float(double(nf) / double(s_));
+    const double nd = double(nf), sd = double(s_);
     const uint64_t smax = s_;
     // Code = level << 1 | sign; level > s and "minus zero" (level 0, sign 1) are invalid.
+    // level ||x|| / s in double, rounded once: a float32 unit ||x||/s would lose its precision
+    // (and the codebook) when ||x|| is subnormal.
     auto value = [&](uint64_t code, uint32_t& ok) -> float {
         const uint64_t level = code >> 1;
         ok &= uint32_t(level <= smax && !(level == 0 && (code & 1)));
-        const float v = float(level) * unit;
+        const float v = float(double(level) * nd / sd);
         return (code & 1) ? -v : v;
     };
     if (wdt <= 12) {  // table lookup: one load per coordinate, no branches

@@ -27,8 +27,7 @@ def qsgd(x, key, *, levels):
     nf, level = qsgd_levels(x, key, s)
     neg = (x < 0) & (level > 0)
     codes = (level << np.uint64(1)) | neg.astype(np.uint64)
-    unit = np.float32(float(nf) / s)
-    v = level.astype(np.float32) * unit
+    v = (level.astype(np.float64) * float(nf) / s).astype(np.float32)  # one rounding, like the kernel
     y = np.where(neg, -v, v).astype(np.float32)
     return Encoded([pack_floats([nf]), pack(codes, 1 + int(s).bit_length())], y)
 

@@ -3,6 +3,9 @@
 #include <cstring>
 
 #include "pyqsgd/compressors/quant.hpp"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace pyqsgd {
 
@@ -20,8 +23,38 @@ void write_scale(Message& msg, float v) { msg.add(32).words[0] = float_bits(v); 
 // ---- QSGD -----------------------------------------------------------------------------------
 
 QSGD::QSGD(uint32_t levels) : s_(levels) {
-    if (levels < 1) fail("QSGD: levels must be >= 1, got levels=" + std::to_string(levels));
+    // levels < 2^31 keeps a code (level << 1 | sign) within 32 bits.
+    if (levels < 1 || levels > 0x7FFFFFFFu)
+        fail("QSGD: levels must be in [1, 2^31 - 1], got levels=" + std::to_string(levels));
 }
+
+namespace {
+// QSGD codes of 4 * ngroups coordinates, SSE2; identical to the scalar rule in QSGD::encode
+// for s < 2^24 (then r <= s is exact in float32, truncation fits int32, and the cap at s is a
+// no-op: r = s gives r - floor(r) = 0, which no uniform is below).
+#ifdef __SSE2__
+void qsgd_codes_sse2(const float* x, const uint32_t* raw, int ngroups, double scale, float sf, uint32_t* codes) {
+    const __m128i absmask = _mm_set1_epi32(0x7FFFFFFF);
+    const __m128d sc = _mm_set1_pd(scale);
+    const __m128 smax = _mm_set1_ps(sf), unit = _mm_set1_ps(1.0f / 16777216.0f);
+    const __m128i zero = _mm_setzero_si128();
+    for (int q = 0; q < ngroups; ++q) {
+        const __m128i xv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 4 * q));
+        const __m128 a = _mm_castsi128_ps(_mm_and_si128(xv, absmask));
+        const __m128d plo = _mm_mul_pd(_mm_cvtps_pd(a), sc);
+        const __m128d phi = _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(a, a)), sc);
+        const __m128 r = _mm_min_ps(_mm_movelh_ps(_mm_cvtpd_ps(plo), _mm_cvtpd_ps(phi)), smax);
+        const __m128i fl = _mm_cvttps_epi32(r);
+        const __m128 frac = _mm_sub_ps(r, _mm_cvtepi32_ps(fl));
+        const __m128i rv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(raw + 4 * q));
+        const __m128 u = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srli_epi32(rv, 8)), unit);
+        const __m128i level = _mm_sub_epi32(fl, _mm_castps_si128(_mm_cmplt_ps(u, frac)));  // + 1 where u < frac
+        const __m128i neg = _mm_and_si128(_mm_srli_epi32(xv, 31), _mm_cmpgt_epi32(level, zero));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 4 * q), _mm_or_si128(_mm_slli_epi32(level, 1), neg));
+    }
+}
+#endif
+}  // namespace
 
 void QSGD::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
     const float nf = float(norm2(x, d));
@@ -37,13 +70,23 @@ void QSGD::encode(const float* x, uint64_t d, const Key& key, Message& msg, Work
     const double scale = double(s_) / double(nf);
     const uint32_t s = s_;
     const float sf = float(s_);
-    write_codes(w, d, wdt, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
+    auto code = [&](uint64_t j, uint32_t raw) -> uint32_t {
         const float r = std::min(float(double(std::fabs(x[j])) * scale), sf);
         const uint32_t fl = uint32_t(r);
         uint32_t level = fl + uint32_t(to_unit_float(raw) < r - float(fl));
         level = std::min(level, s);
         // Branch-free (level is 0 at random): the sign bit only when level > 0.
-        return (uint64_t(level) << 1) | uint64_t((x[j] < 0.0f) & (level != 0));
+        return (level << 1) | uint32_t((x[j] < 0.0f) & (level != 0));
+    };
+    write_codes_batch(w, d, wdt, key, [&](uint64_t j, int n, const uint32_t* raw, uint32_t* codes) {
+        int l = 0;
+#ifdef __SSE2__
+        if (s < (1u << 24)) {
+            qsgd_codes_sse2(x + j, raw, n / 4, scale, sf, codes);
+            l = n / 4 * 4;
+        }
+#endif
+        for (; l < n; ++l) codes[l] = code(j + uint64_t(l), raw[l]);
     });
 }
 

@@ -113,6 +113,11 @@ inline void philox16(const Key& key, uint32_t block, uint32_t* out) {
 #endif
 }
 
+// Draws of blocks block .. block + nblocks - 1 (nblocks a multiple of 4) into out[0..4 nblocks):
+// the bulk path of the kernels. Uses AVX2 when the CPU has it (checked once at run time),
+// else philox16; the draws are the same either way.
+void philox_fill(const Key& key, uint32_t block, uint64_t nblocks, uint32_t* out);
+
 // 32-bit draw j of the stream (block j/4, lane j%4).
 inline uint32_t draw_u32(const Key& key, uint64_t j) {
     return philox(key, static_cast<uint32_t>(j >> 2)).v[j & 3u];

@@ -64,22 +64,32 @@ class CodeUnpacker {
     unsigned width_;
 };
 
-// Calls code(j, raw_j) for every coordinate, where raw_j is the 32-bit draw j of `key`, and
-// packs the returned `width`-bit codes. Draws come 16 at a time (philox16); codes are computed
-// for a chunk first, then packed, so the arithmetic loop has no loop-carried dependency.
+// Calls batch(j, n, raw, codes) for consecutive chunks of n <= 64 coordinates starting at j:
+// raw[i] is the 32-bit draw j + i of `key`, and batch writes the `width`-bit codes of those
+// coordinates to codes[0..n). Draws come 64 at a time from philox_fill (AVX2 when available);
+// codes are computed for a chunk first, then packed, so the arithmetic has no loop-carried
+// dependency and can be vectorised.
 template <class F>
-void write_codes(uint64_t* w, uint64_t d, unsigned width, const Key& key, F&& code) {
+void write_codes_batch(uint64_t* w, uint64_t d, unsigned width, const Key& key, F&& batch) {
     parallel_blocks(int64_t(d), [&](int64_t, int64_t lo, int64_t hi) {
         CodePacker pack(w, lo, width);
-        alignas(16) uint32_t raw[16];
-        uint64_t codes[16];
-        for (int64_t j = lo; j < hi; j += 16) {
-            philox16(key, uint32_t(uint64_t(j) >> 2), raw);
-            const int n = int(std::min<int64_t>(16, hi - j));
-            for (int l = 0; l < n; ++l) codes[l] = code(uint64_t(j + l), raw[l]);
+        alignas(32) uint32_t raw[64];
+        alignas(32) uint32_t codes[64];
+        for (int64_t j = lo; j < hi; j += 64) {
+            philox_fill(key, uint32_t(uint64_t(j) >> 2), 16, raw);  // blocks start at multiples of 64
+            const int n = int(std::min<int64_t>(64, hi - j));
+            batch(uint64_t(j), n, raw, codes);
             for (int l = 0; l < n; ++l) pack.put(codes[l]);
         }
         pack.flush();
+    });
+}
+
+// Scalar form: code(j, raw_j) -> code (at most 32 bits) for every coordinate.
+template <class F>
+void write_codes(uint64_t* w, uint64_t d, unsigned width, const Key& key, F&& code) {
+    write_codes_batch(w, d, width, key, [&](uint64_t j, int n, const uint32_t* raw, uint32_t* codes) {
+        for (int l = 0; l < n; ++l) codes[l] = uint32_t(code(j + uint64_t(l), raw[l]));
     });
 }
 

@@ -210,11 +210,18 @@ void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::v
     bitmap.assign((d + 31) / 32, 0);
     auto has = [&](uint64_t j) { return (bitmap[j >> 5] >> (j & 31)) & 1u; };
     auto set = [&](uint64_t j) { bitmap[j >> 5] |= 1u << (j & 31); };
-    // Floyd: for j = d-k .. d-1 draw t uniform in [0, j]; take t, or j if t is taken. Draw i of
-    // the stream decides step i, so the subset is a pure function of (key, d, k).
+    // Floyd: for j = d-k .. d-1 draw t uniform in [0, j]; take t, or j if t is taken. 64-bit
+    // draw i of the stream decides step i, so the subset is a pure function of (key, d, k).
+    // The draws are generated in bulk: 64-bit draw i is (lane 2(i%2) << 32 | lane 2(i%2)+1) of
+    // Philox block i/2, i.e. 32-bit draws 2i and 2i+1 -- the same numbers draw_u64 returns.
+    std::vector<uint32_t>& raw = ws.u(5);
+    const uint64_t nblocks = ((k + 1) / 2 + 3) / 4 * 4;
+    raw.resize(4 * nblocks);
+    philox_fill(key, 0, nblocks, raw.data());
     for (uint64_t i = 0; i < k; ++i) {
         const uint64_t j = d - k + i;
-        const uint64_t t = bounded(draw_u64(key, i), j + 1);
+        const uint64_t u = (uint64_t(raw[2 * i]) << 32) | raw[2 * i + 1];
+        const uint64_t t = bounded(u, j + 1);
         set(has(t) ? j : t);
     }
     idx.resize(k);

@@ -5,24 +5,28 @@
 #include "pyqsgd/parallel.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace pyqsgd {
 
-// Packs `width`-bit codes (width <= 63) LSB-first: code j at bit offset j * width. Blocks of
-// kBlock coordinates start on word boundaries (kBlock * width is a multiple of 64), so blocks
-// are written by different threads without sharing a word.
+// Packs codes LSB-first: code j at bit offset j * width. Blocks of kBlock coordinates start on
+// word boundaries (kBlock * width is a multiple of 64), so blocks are written by different
+// threads without sharing a word. put() takes any bit count in [1, 64]: callers pack
+// floor(64 / width) codes per call, which is what makes packing cheap.
 class CodePacker {
    public:
-    CodePacker(uint64_t* w, int64_t first, unsigned width)
-        : out_(w + uint64_t(first) * width / 64), width_(width) {}
-    void put(uint64_t c) {
+    CodePacker(uint64_t* w, int64_t first, unsigned width) : out_(w + uint64_t(first) * width / 64) {}
+    void put(uint64_t c, unsigned nbits) {  // c < 2^nbits
         acc_ |= c << nb_;
-        nb_ += width_;
+        nb_ += nbits;
         if (nb_ >= 64) {
             *out_++ = acc_;
             nb_ -= 64;
-            acc_ = nb_ ? c >> (width_ - nb_) : 0;
+            acc_ = nb_ ? c >> (nbits - nb_) : 0;
         }
     }
     void flush() {
@@ -33,25 +37,25 @@ class CodePacker {
     uint64_t* out_;
     uint64_t acc_ = 0;
     unsigned nb_ = 0;
-    unsigned width_;
 };
 
-// The matching sequential reader; it never reads a word past the block's last code.
+// The matching sequential reader (any bit count in [1, 64] per call); it never reads a word
+// past the one holding the last bit requested.
 class CodeUnpacker {
    public:
-    CodeUnpacker(const uint64_t* w, int64_t first, unsigned width)
-        : in_(w + uint64_t(first) * width / 64), mask_((uint64_t(1) << width) - 1), width_(width) {}
-    uint64_t get() {
-        if (nb_ >= width_) {
-            const uint64_t c = cur_ & mask_;
-            cur_ >>= width_;
-            nb_ -= width_;
+    CodeUnpacker(const uint64_t* w, int64_t first, unsigned width) : in_(w + uint64_t(first) * width / 64) {}
+    uint64_t get(unsigned nbits) {
+        const uint64_t mask = nbits == 64 ? ~uint64_t(0) : (uint64_t(1) << nbits) - 1;
+        if (nb_ >= nbits) {
+            const uint64_t c = cur_ & mask;
+            cur_ = nbits == 64 ? 0 : cur_ >> nbits;
+            nb_ -= nbits;
             return c;
         }
         const uint64_t next = *in_++;
-        const uint64_t c = (cur_ | (next << nb_)) & mask_;
-        const unsigned used = width_ - nb_;  // bits taken from `next`, in [1, width]
-        cur_ = next >> used;
+        const uint64_t c = (cur_ | (next << nb_)) & mask;  // nb_ < nbits <= 64
+        const unsigned used = nbits - nb_;                   // bits taken from `next`, in [1, 64]
+        cur_ = used == 64 ? 0 : next >> used;
         nb_ = 64 - used;
         return c;
     }
@@ -59,10 +63,11 @@ class CodeUnpacker {
    private:
     const uint64_t* in_;
     uint64_t cur_ = 0;
-    uint64_t mask_;
     unsigned nb_ = 0;
-    unsigned width_;
 };
+
+// Codes per 64-bit chunk for a code width (1..32).
+inline unsigned codes_per_chunk(unsigned width) { return 64 / width; }
 
 // Calls batch(j, n, raw, codes) for consecutive chunks of n <= 64 coordinates starting at j:
 // raw[i] is the 32-bit draw j + i of `key`, and batch writes the `width`-bit codes of those
@@ -79,7 +84,14 @@ void write_codes_batch(uint64_t* w, uint64_t d, unsigned width, const Key& key, 
             philox_fill(key, uint32_t(uint64_t(j) >> 2), 16, raw);  // blocks start at multiples of 64
             const int n = int(std::min<int64_t>(64, hi - j));
             batch(uint64_t(j), n, raw, codes);
-            for (int l = 0; l < n; ++l) pack.put(codes[l]);
+            const int g = int(codes_per_chunk(width));
+            int l = 0;
+            for (; l + g <= n; l += g) {
+                uint64_t chunk = 0;
+                for (int i = 0; i < g; ++i) chunk |= uint64_t(codes[l + i]) << (unsigned(i) * width);
+                pack.put(chunk, unsigned(g) * width);
+            }
+            for (; l < n; ++l) pack.put(codes[l], width);
         }
         pack.flush();
     });
@@ -100,9 +112,20 @@ inline void read_codes_lut(const uint64_t* w, uint64_t d, unsigned width, const 
                            const uint32_t* valid, float* out, const char* who) {
     const double bad = block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
         CodeUnpacker unpack(w, lo, width);
+        const unsigned g = codes_per_chunk(width);
+        const uint64_t mask = (uint64_t(1) << width) - 1;
         uint32_t ok = 1;
-        for (int64_t j = lo; j < hi; ++j) {
-            const uint64_t c = unpack.get();
+        int64_t j = lo;
+        for (; j + int64_t(g) <= hi; j += g) {
+            uint64_t chunk = unpack.get(g * width);
+            for (unsigned i = 0; i < g; ++i, chunk >>= width) {
+                const uint64_t c = chunk & mask;
+                out[j + i] = table[c];
+                ok &= valid[c];
+            }
+        }
+        for (; j < hi; ++j) {
+            const uint64_t c = unpack.get(width);
             out[j] = table[c];
             ok &= valid[c];
         }
@@ -117,7 +140,7 @@ void read_codes(const uint64_t* w, uint64_t d, unsigned width, float* out, const
     const double bad = block_sum(int64_t(d), [&](int64_t lo, int64_t hi) {
         CodeUnpacker unpack(w, lo, width);
         uint32_t ok = 1;
-        for (int64_t j = lo; j < hi; ++j) out[j] = value(unpack.get(), ok);
+        for (int64_t j = lo; j < hi; ++j) out[j] = value(unpack.get(width), ok);
         return double(1 - ok);
     });
     if (bad != 0.0) fail(std::string(who) + ": code outside the codebook (malformed message)");

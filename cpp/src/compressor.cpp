@@ -112,6 +112,36 @@ double lane_sum8(const float* x, int64_t lo, int64_t hi) {
 double block_sum_abs(const float* x, int64_t lo, int64_t hi) { return lane_sum8<false>(x, lo, hi); }
 double block_sum_sq(const float* x, int64_t lo, int64_t hi) { return lane_sum8<true>(x, lo, hi); }
 
+bool copy_checked(float* dst, const float* src, uint64_t n) {
+    const bool stream = n * 4 >= (uint64_t(8) << 20) && (reinterpret_cast<uintptr_t>(dst) & 15) == 0;
+    const double bad = block_sum(int64_t(n), [&](int64_t lo, int64_t hi) {
+        int64_t j = lo;
+        uint32_t acc = 0;
+#ifdef __SSE2__
+        const __m128i expmask = _mm_set1_epi32(0x7F800000);
+        __m128i badv = _mm_setzero_si128();
+        for (; j + 4 <= hi; j += 4) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
+            badv = _mm_or_si128(badv, _mm_cmpeq_epi32(_mm_and_si128(v, expmask), expmask));
+            if (stream)
+                _mm_stream_si128(reinterpret_cast<__m128i*>(dst + j), v);
+            else
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), v);
+        }
+        if (stream) _mm_sfence();
+        acc = uint32_t(_mm_movemask_epi8(badv) != 0);
+#endif
+        for (; j < hi; ++j) {
+            uint32_t u;
+            std::memcpy(&u, src + j, 4);
+            std::memcpy(dst + j, &u, 4);
+            acc |= uint32_t((u & 0x7F800000u) == 0x7F800000u);
+        }
+        return double(acc);
+    });
+    return bad != 0.0;
+}
+
 double norm2(const float* x, uint64_t d) {
     return std::sqrt(block_sum(int64_t(d), [&](int64_t lo, int64_t hi) { return lane_sum8<true>(x, lo, hi); }));
 }

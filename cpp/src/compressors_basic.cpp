@@ -13,15 +13,17 @@ namespace pyqsgd {
 // ---- Identity -------------------------------------------------------------------------------
 
 void Identity::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
-    Section& s = msg.add(32 * d);
-    std::memcpy(s.words.data(), x, d * sizeof(float));  // little-endian float32 stream
+    Section& s = msg.add_for_overwrite(32 * d);
+    // Little-endian float32 stream; the finiteness check rides along with the copy.
+    if (copy_checked(reinterpret_cast<float*>(s.words.data()), x, d))
+        fail("x contains NaN or Inf; compressors need finite input");
 }
 
 void Identity::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
     const Section& s = cur.next("Identity");
     expect_bits(s, 32 * d, "Identity");
-    std::memcpy(out, s.words.data(), d * sizeof(float));
-    check_decoded_finite(out, d, "Identity");
+    if (copy_checked(out, reinterpret_cast<const float*>(s.words.data()), d))
+        fail("Identity: message decodes to NaN or Inf (malformed message)");
 }
 
 Properties Identity::properties(uint64_t) const {
@@ -176,7 +178,7 @@ void unpack_signs(const uint64_t* w, uint64_t d, float scale, float* out) {
 // ---- Sign / ScaledSign ------------------------------------------------------------------------
 
 void Sign::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
-    Section& s = msg.add(d);
+    Section& s = msg.add_for_overwrite(d);  // pack_signs writes every word
     if (pack_signs(x, d, s.words.data())) fail("x contains NaN or Inf; compressors need finite input");
 }
 
@@ -189,7 +191,7 @@ void Sign::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, fl
 Properties Sign::properties(uint64_t) const { return Properties{}; }
 
 void ScaledSign::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
-    Section& s = msg.add(d);
+    Section& s = msg.add_for_overwrite(d);
     double l1 = 0.0;
     if (pack_signs(x, d, s.words.data(), &l1)) fail("x contains NaN or Inf; compressors need finite input");
     const float scale = float(l1 / double(d));

@@ -61,8 +61,11 @@ void QSGD::encode(const float* x, uint64_t d, const Key& key, Message& msg, Work
     if (!std::isfinite(nf)) fail("QSGD: ||x|| overflows float32; rescale x");
     write_scale(msg, nf);
     const unsigned wdt = width();
-    uint64_t* w = msg.add(d * wdt).words.data();
-    if (nf == 0.0f) return;  // all codes zero
+    if (nf == 0.0f) {  // all codes zero
+        msg.add(d * wdt);
+        return;
+    }
+    uint64_t* w = msg.add_for_overwrite(d * wdt).words.data();  // the packer writes every word
     // r_j = float(|x_j| * (s / ||x||)) with the product in double: s / ||x|| overflows float32
     // when ||x|| is tiny (subnormal x), and Inf * 0 would be NaN. r_j is clamped to s (rounding
     // can put it a hair above), so the truncation below stays in range; l = floor(r_j) and the
@@ -135,8 +138,11 @@ Properties QSGD::properties(uint64_t d) const {
 void TernGrad::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
     const float sf = float(norm_inf(x, d));
     write_scale(msg, sf);
-    uint64_t* w = msg.add(2 * d).words.data();
-    if (sf == 0.0f) return;
+    if (sf == 0.0f) {
+        msg.add(2 * d);
+        return;
+    }
+    uint64_t* w = msg.add_for_overwrite(2 * d).words.data();
     write_codes(w, d, 2, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
         const float p = std::fabs(x[j]) / sf;
         const uint64_t keep = uint64_t(to_unit_float(raw) < p);
@@ -163,7 +169,7 @@ Properties TernGrad::properties(uint64_t d) const {
 // ---- Natural --------------------------------------------------------------------------------
 
 void Natural::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
-    uint64_t* w = msg.add(9 * d).words.data();
+    uint64_t* w = msg.add_for_overwrite(9 * d).words.data();
     std::atomic<uint32_t> bad{0};  // 1: non-finite, 2: |x| >= 2^127 (rounding up would overflow)
     write_codes(w, d, 9, key, [&](uint64_t j, uint32_t raw) -> uint64_t {
         uint32_t u;

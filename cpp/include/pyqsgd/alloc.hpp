@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <utility>
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -41,6 +42,21 @@ struct HugePageAllocator {
         return static_cast<T*>(p);
     }
     void deallocate(T* p, size_t) noexcept { std::free(p); }
+
+    // Default-initialise on resize(n) (no zero fill for trivial T): a section that a kernel
+    // overwrites completely is not written twice. Explicit values (assign(n, 0)) still apply.
+    template <class U>
+    void construct(U* p) noexcept {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+    template <class U>
+    struct rebind {
+        using other = HugePageAllocator<U>;
+    };
 
     template <class U>
     bool operator==(const HugePageAllocator<U>&) const { return true; }

@@ -136,6 +136,9 @@ void expect_bits(const Section& s, uint64_t expected, const char* who);
 // Throws unless out[0..n) is finite: decoders of raw float32 payloads (values, sums) call it,
 // so a corrupted message never decodes to NaN/Inf.
 void check_decoded_finite(const float* out, uint64_t n, const char* who);
+// dst[0..n) = src[0..n) in one parallel pass; returns true iff some value is NaN or Inf.
+// Large copies use streaming stores when dst is 16-byte aligned (outputs beyond cache).
+bool copy_checked(float* dst, const float* src, uint64_t n);
 // a + b for bit counts, kUnknownBits when either is unknown.
 inline uint64_t add_bits(uint64_t a, uint64_t b) {
     return (a == Compressor::kUnknownBits || b == Compressor::kUnknownBits) ? Compressor::kUnknownBits : a + b;

@@ -15,6 +15,7 @@ class Identity final : public Compressor, public Selector {
    public:
     std::string name() const override { return "Identity()"; }
     uint16_t tag() const override { return kIdentity; }
+    bool checks_finite() const override { return true; }  // encode checks while copying
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;

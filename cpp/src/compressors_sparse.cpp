@@ -88,30 +88,35 @@ inline uint32_t abs_key(const float* x, uint64_t j) {  // |x_j| as ordered integ
     return u & 0x7FFFFFFFu;
 }
 
-// Candidates of a Top-K search: (index, key) pairs in increasing index order, bounded by
-// `cap`. Invariant: every coordinate not in the buffer is beaten by k kept ones under the
-// order "larger key, then smaller index", so the exact top k are always among the candidates.
+// Candidates of a Top-K search: (index, float bits) pairs in increasing index order, bounded
+// by `cap`; a candidate's key is its bits without the sign. Keeping the value bits means the
+// kept values need no second, cache-missing gather from x. Invariant: every coordinate not in
+// the buffer is beaten by k kept ones under the order "larger key, then smaller index", so the
+// exact top k are always among the candidates.
 struct TopKCandidates {
     uint32_t* idx;
-    uint32_t* key;
+    uint32_t* bits;
     uint32_t* tmp;  // scratch for nth_element
     uint64_t c = 0, k, cap;
     uint32_t t;  // a coordinate is a candidate iff its key >= t
 
+    static uint32_t key(uint32_t b) { return b & 0x7FFFFFFFu; }
+
     // Keeps exactly the k best candidates (ties: the earliest ones) and raises t above the
     // k-th largest key: later coordinates equal to it lose the tie to the ones kept.
     void compact() {
-        std::copy(key, key + c, tmp);
+        for (uint64_t i = 0; i < c; ++i) tmp[i] = key(bits[i]);
         std::nth_element(tmp, tmp + (k - 1), tmp + c, std::greater<uint32_t>());
         const uint32_t kth = tmp[k - 1];
         uint64_t above = 0;
-        for (uint64_t i = 0; i < c; ++i) above += (key[i] > kth);
+        for (uint64_t i = 0; i < c; ++i) above += (key(bits[i]) > kth);
         uint64_t ties = k - above, n = 0;
         for (uint64_t i = 0; i < c; ++i) {
-            const bool take = key[i] > kth || (key[i] == kth && ties > 0);
-            ties -= uint64_t(take && key[i] == kth);
+            const uint32_t ki = key(bits[i]);
+            const bool take = ki > kth || (ki == kth && ties > 0);
+            ties -= uint64_t(take && ki == kth);
             idx[n] = idx[i];
-            key[n] = key[i];
+            bits[n] = bits[i];
             n += take;
         }
         c = n;
@@ -145,7 +150,7 @@ struct TopKCandidates {
             while (mask) {
                 const unsigned q = unsigned(__builtin_ctz(mask));
                 idx[c] = uint32_t(j + q);
-                key[c] = abs_key(x, j + q);
+                std::memcpy(bits + c, x + j + q, 4);
                 ++c;
                 mask &= mask - 1;
             }
@@ -155,7 +160,7 @@ struct TopKCandidates {
             const uint32_t u = abs_key(x, j);
             nonfinite |= uint32_t(u >= 0x7F800000u);
             idx[c] = uint32_t(j);
-            key[c] = u;
+            std::memcpy(bits + c, x + j, 4);
             c += (u >= t);
         }
         return nonfinite != 0;
@@ -163,11 +168,14 @@ struct TopKCandidates {
 };
 }  // namespace
 
-void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx) {
+void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx,
+                 std::vector<float>* values) {
     idx.resize(k);
+    if (values) values->resize(k);
     if (k == d) {
         for (uint64_t j = 0; j < d; ++j) idx[j] = uint32_t(j);
         check_finite(x, d, "x");
+        if (values) std::copy(x, x + d, values->begin());
         return;
     }
     // 1. Guess a threshold below the k-th largest |x| from a fixed strided sample, aiming at
@@ -177,8 +185,12 @@ void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vec
     const uint64_t ns = std::min<uint64_t>(d, 1 << 14);
     sample.resize(ns);
     for (uint64_t i = 0; i < ns; ++i) sample[i] = abs_key(x, i * d / ns);
+    // The sample count above the true k-th largest is ~Binomial(ns, k/d): mean q, sd <= sqrt(q).
+    // Taking rank q + 4 sqrt(q) + 8 keeps the guess below the k-th largest except with
+    // probability ~3e-5 (then a second pass runs), while admitting only ~k + 4 sqrt(q) d/ns
+    // candidates.
     const double q = double(k) / double(d) * double(ns);
-    const uint64_t r = std::min<uint64_t>(ns - 1, uint64_t(1.5 * q + 4.0 * std::sqrt(q) + 8.0));
+    const uint64_t r = std::min<uint64_t>(ns - 1, uint64_t(q + 4.0 * std::sqrt(q) + 8.0));
     std::nth_element(sample.begin(), sample.begin() + int64_t(r), sample.end(), std::greater<uint32_t>());
 
     // 2. One streaming pass into a bounded candidate buffer (compacted to k when full), so no
@@ -203,6 +215,7 @@ void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vec
     // 3. Exact selection among the candidates: the k best, ties to the smaller index.
     if (cand.c > k) cand.compact();
     std::copy(cand.idx, cand.idx + k, idx.begin());
+    if (values) std::memcpy(values->data(), cand.bits, k * sizeof(float));
 }
 
 void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx) {
@@ -266,9 +279,8 @@ void read_values(SectionCursor& cur, uint64_t k, std::vector<float>& v, const ch
 void TopK::select(const float* x, uint64_t d, const Key&, Message& msg, Workspace& ws, Selection& sel) const {
     const uint64_t k = p_.resolve(d);
     sel.dense = false;
-    select_topk(x, d, k, ws, sel.indices);
+    select_topk(x, d, k, ws, sel.indices, &sel.values);
     encode_indices(sel.indices.data(), k, d, msg.add(0));
-    gather(x, sel.indices, 1.0f, sel.values, "TopK");
 }
 
 void TopK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const Key&, Workspace&,

@@ -20,8 +20,10 @@ void encode_indices(const uint32_t* idx, uint64_t k, uint64_t d, Section& s);
 // Validates: exact length, strictly increasing, < d (bitmap: exactly k bits set).
 void decode_indices(const Section& s, uint64_t k, uint64_t d, std::vector<uint32_t>& idx, const char* who);
 
-// The k entries of largest |x_j|, ties broken toward the smaller index; writes sorted indices.
-void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx);
+// The k entries of largest |x_j|, ties broken toward the smaller index; writes sorted indices
+// (and, with `values`, the kept x_j in the same order).
+void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx,
+                 std::vector<float>* values = nullptr);
 // Uniform k-subset of [0, d) by Floyd's algorithm on draws of `key`; sorted.
 void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx);
 

@@ -50,11 +50,21 @@ class Compressor(Params):
         """Encodes ``x`` (1-D, converted once to float32) with randomness from ``key``."""
         return self._native.compress(as_vector(x), as_key(key))
 
-    def decompress(self, msg):
-        """Decodes a ``Message`` of this compressor into a float32 vector of length ``msg.d``."""
+    def decompress(self, msg, out=None):
+        """Decodes a ``Message`` of this compressor into a float32 vector of length ``msg.d``.
+
+        ``out``: optional contiguous float32 array of length ``msg.d`` to decode into (reusing
+        one buffer across rounds avoids an allocation per call); it is returned.
+        Raises ``ValueError`` when the message is malformed or came from another compressor.
+        """
         if not isinstance(msg, _core.Message):
             raise TypeError(f"msg must be a pyqsgd.Message, got {type(msg).__name__}")
-        return self._native.decompress(msg)
+        if out is None:
+            return self._native.decompress(msg)
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a float32 numpy array, got {type(out).__name__}")
+        self._native.decompress_into(msg, out)
+        return out
 
     def __call__(self, x, key=0):
         """``decompress(compress(x, key))``: the compressed vector as the receiver sees it."""
@@ -68,8 +78,13 @@ class Compressor(Params):
 
 
 class Identity(Compressor):
-    """x itself. U(0); 32d bits; no randomness.
+    """Identity: C(x) = x, sent as float32.
 
+    Constants: unbiased, U(0) (and B(1)). Bits: 32 d. Randomness: none (``key`` is ignored).
+    As the first stage of ``chain`` it passes the whole vector on: ``chain(Identity(), b)`` is b.
+
+    Examples
+    --------
     >>> import numpy as np, pyqsgd as pq
     >>> pq.Identity().compress(np.ones(4), key=0).bits
     128
@@ -104,16 +119,32 @@ class _Sparse(Compressor):
 
 
 class TopK(_Sparse):
-    """Keeps the k entries of largest magnitude (ties toward the smaller index).
+    """Top-K sparsification: keeps the k entries of largest magnitude.
 
-    Definition: C(x)_j = x_j for the k largest |x_j|, else 0; ``k`` or ``ratio`` (k =
-    max(1, round(ratio d))). Class B(k/d) (Stich et al. 2018), equality when all |x_j| are
-    equal. Bits: 32k + min(k ceil(log2 d), d) (indices or a bitmap, whichever is smaller).
-    No randomness.
+    Definition: C(x)_j = x_j for the k largest |x_j| (ties toward the smaller index), else 0.
 
+    Parameters
+    ----------
+    k : int, optional
+        Entries kept, 1 <= k <= d (checked against d at compress time).
+    ratio : float, optional
+        Fraction in (0, 1]; k = max(1, round(ratio d)), halves rounded up. Give exactly one.
+
+    Notes
+    -----
+    Constants: biased, contractive B(k/d) (Stich, Cordonnier & Jaggi, NeurIPS 2018):
+    ||C(x) - x||^2 <= (1 - k/d) ||x||^2, with equality when all |x_j| are equal.
+    Bits: 32 k + min(k ceil(log2 d), d) (sorted indices, or a d-bit bitmap when smaller).
+    Randomness: none (``key`` is ignored). A chain stage: ``chain(TopK(k=..), QSGD(levels=..))``
+    quantizes the kept values, indices stay exact.
+
+    Examples
+    --------
     >>> import numpy as np, pyqsgd as pq
     >>> pq.TopK(k=2)(np.array([3.0, -5.0, 1.0, 4.0]), key=0).tolist()
     [0.0, -5.0, 0.0, 4.0]
+    >>> pq.TopK(ratio=0.5).compress(np.ones(4), key=0).bits     # 2 values + 4-bit bitmap
+    68
     """
 
     def _build(self):
@@ -122,16 +153,31 @@ class TopK(_Sparse):
 
 
 class RandK(_Sparse):
-    """Uniform random k-subset S, scaled: C(x)_j = (d/k) x_j on S, else 0.
+    """Random-K sparsification, unbiased: C(x)_j = (d/k) x_j on a uniform k-subset S, else 0.
 
-    Unbiased, U(d/k - 1) with equality for every x. The subset is drawn with Floyd's algorithm
-    from the key's stream (draw i decides step i). ``shared_seed=True`` (default): the receiver
-    regenerates S from the shared key, so only values are sent, 32k bits. ``shared_seed=False``:
-    indices are sent too, 32k + min(k ceil(log2 d), d) bits.
+    Parameters
+    ----------
+    k, ratio : as in :class:`TopK` (exactly one).
+    shared_seed : bool, default True
+        True: the receiver regenerates S from the message's key, so only the values are sent
+        (32 k bits). False: S is sent too, 32 k + min(k ceil(log2 d), d) bits.
 
+    Notes
+    -----
+    Constants: unbiased, U(d/k - 1) with equality for every x (Stich et al. 2018; Beznosikov
+    et al. 2020, "On biased compression for distributed learning").
+    Randomness: S is drawn by Floyd's algorithm; step i uses 64-bit draw i of the key's stream.
+    Values (d/k) x_j must stay finite in float32, or compress raises ``ValueError``.
+
+    Examples
+    --------
     >>> import numpy as np, pyqsgd as pq
     >>> pq.RandK(k=2).compress(np.ones(10), key=0).bits
     64
+    >>> pq.RandK(k=2, shared_seed=False).compress(np.ones(10), key=0).bits   # + 2 x 4-bit indices
+    72
+    >>> sorted(set(pq.RandK(k=2)(np.ones(10), key=7).tolist()))
+    [0.0, 5.0]
     """
 
     def __init__(self, *, k=None, ratio=None, shared_seed=True):
@@ -149,10 +195,18 @@ class RandK(_Sparse):
 
 
 class Sign(Compressor):
-    """sign(x) with sign(0) = +1. d bits; no randomness.
+    """Sign compression: C(x)_j = sign(x_j), with sign(0) = +1 (signSGD).
 
-    Neither unbiased nor contractive (the magnitude is lost: C(x) = sign(x) even for tiny x),
-    so ``properties`` reports omega = delta = None. Used by signSGD with majority vote.
+    Constants: neither unbiased nor contractive (the magnitude is lost: C(x) = sign(x) even
+    for tiny x), so ``properties`` reports omega = delta = None; use :class:`ScaledSign` for a
+    contractive variant. Used by signSGD with majority vote (Bernstein et al., ICML 2018).
+    Bits: d (one per coordinate). Randomness: none (``key`` is ignored).
+
+    Examples
+    --------
+    >>> import numpy as np, pyqsgd as pq
+    >>> pq.Sign()(np.array([0.5, -2.0, 0.0]), key=0).tolist()
+    [1.0, -1.0, 1.0]
     """
 
     def __init__(self):
@@ -163,10 +217,18 @@ class Sign(Compressor):
 
 
 class ScaledSign(Compressor):
-    """(||x||_1 / d) sign(x), sign(0) = +1. d + 32 bits; no randomness.
+    """Scaled sign: C(x) = (||x||_1 / d) sign(x), with sign(0) = +1.
 
-    Contractive: ||C(x) - x||^2 = ||x||^2 - ||x||_1^2/d exactly, so C is in
-    B(||x||_1^2 / (d ||x||^2)) >= B(1/d) (Karimireddy et al. 2019); ``properties`` gives 1/d.
+    Constants: contractive; exactly ||C(x) - x||^2 = ||x||^2 - ||x||_1^2 / d, so C is in
+    B(||x||_1^2 / (d ||x||^2)) >= B(1/d) (Karimireddy et al., ICML 2019, "Error feedback fixes
+    signSGD"); ``properties`` reports the worst case 1/d.
+    Bits: d + 32 (signs and one float32 scale). Randomness: none (``key`` is ignored).
+
+    Examples
+    --------
+    >>> import numpy as np, pyqsgd as pq
+    >>> pq.ScaledSign()(np.array([1.0, -3.0, 2.0]), key=0).tolist()
+    [2.0, -2.0, 2.0]
     """
 
     def __init__(self):
@@ -177,11 +239,32 @@ class ScaledSign(Compressor):
 
 
 class QSGD(Compressor):
-    """QSGD with s = ``levels`` (Alistarh et al. 2017).
+    """QSGD stochastic quantization with s = ``levels`` (Alistarh et al., NeurIPS 2017).
 
-    r_j = s |x_j| / ||x||_2, l = floor(r_j); level l + 1 with probability r_j - l, else l;
-    C(x)_j = ||x||_2 sign(x_j) level / s. Unbiased, U(min(d/s^2, sqrt(d)/s)).
-    Bits: 32 + d (1 + ceil(log2(s + 1))). Draw j of the key's stream rounds coordinate j.
+    Definition: r_j = s |x_j| / ||x||_2, l = floor(r_j); level l + 1 with probability r_j - l,
+    else l; C(x)_j = ||x||_2 sign(x_j) level / s.
+
+    Parameters
+    ----------
+    levels : int
+        Number of quantization levels s >= 1.
+
+    Notes
+    -----
+    Constants: unbiased, U(min(d/s^2, sqrt(d)/s)) (Alistarh et al. 2017, Lemma 3.1).
+    Bits: 32 + d (1 + ceil(log2(s + 1))) (norm as float32; per coordinate a sign bit and the
+    level in fixed width; fixed width keeps coordinates independently decodable in parallel).
+    Randomness: coordinate j is rounded with uniform j = (u32_j >> 8) 2^-24 of the key's
+    stream (24-bit uniforms: probabilities are exact to 2^-24).
+
+    Examples
+    --------
+    >>> import numpy as np, pyqsgd as pq
+    >>> x = np.array([3.0, -4.0])                   # ||x|| = 5
+    >>> pq.QSGD(levels=5).compress(x, key=0).bits   # 32 + 2 (1 + 3)
+    40
+    >>> pq.QSGD(levels=5)(x, key=0).tolist()        # r = (3, 4): exact levels
+    [3.0, -4.0]
     """
 
     def __init__(self, *, levels):
@@ -196,10 +279,20 @@ class QSGD(Compressor):
 
 
 class TernGrad(Compressor):
-    """TernGrad (Wen et al. 2017): s = ||x||_inf, C(x)_j = s sign(x_j) b_j, b_j ~ Bernoulli(|x_j|/s).
+    """TernGrad (Wen et al., NeurIPS 2017): C(x)_j = s sign(x_j) b_j with s = ||x||_inf and
+    b_j ~ Bernoulli(|x_j| / s).
 
-    Unbiased, U((sqrt(d) - 1)/2), worst case x = (1, t, ..., t), t = 1/(sqrt(d) + 1).
-    Bits: 32 + 2d. Draw j of the key's stream decides b_j.
+    Constants: unbiased, U((sqrt(d) - 1)/2); the worst case x = (1, t, ..., t) with
+    t = 1/(sqrt(d) + 1) attains it. Bits: 32 + 2 d (scale, then a 2-bit code per coordinate:
+    0 zero, 1 plus, 3 minus). Randomness: b_j uses uniform j of the key's stream.
+
+    Examples
+    --------
+    >>> import numpy as np, pyqsgd as pq
+    >>> pq.TernGrad().compress(np.ones(8), key=0).bits
+    48
+    >>> set(pq.TernGrad()(np.array([1.0, 0.5, -0.5, 0.0]), key=3).tolist()) <= {-1.0, 0.0, 1.0}
+    True
     """
 
     def __init__(self):
@@ -210,11 +303,26 @@ class TernGrad(Compressor):
 
 
 class Natural(Compressor):
-    """Natural compression (Horváth et al. 2019): unbiased stochastic rounding to a power of two.
+    """Natural compression (Horváth et al., 2019, arXiv:1905.10988): unbiased stochastic
+    rounding to a neighbouring power of two.
 
-    For 2^a <= |x_j| < 2^(a+1): sign(x_j) 2^(a+1) with probability (|x_j| - 2^a)/2^a, else
-    sign(x_j) 2^a; 0 -> 0. Unbiased, U(1/8) (worst at |x_j| = (4/3) 2^a). Bits: 9 per
-    coordinate (sign + 8-bit exponent). Draw j of the key's stream rounds coordinate j.
+    Definition: for 2^a <= |x_j| < 2^(a+1), C(x)_j = sign(x_j) 2^(a+1) with probability
+    (|x_j| - 2^a) / 2^a, else sign(x_j) 2^a; 0 maps to 0 (subnormals round to 0 or 2^-126).
+
+    Notes
+    -----
+    Constants: unbiased, U(1/8); the worst case |x_j| = (4/3) 2^a attains it.
+    Bits: 9 per coordinate (sign and the 8-bit float32 exponent). Randomness: coordinate j
+    compares the top 24 bits of draw j with its 23-bit mantissa (exact probabilities).
+    |x_j| >= 2^127 raises ``ValueError`` (rounding up would overflow float32).
+
+    Examples
+    --------
+    >>> import numpy as np, pyqsgd as pq
+    >>> pq.Natural()(np.array([1.0, -0.25, 0.0, 4.0]), key=0).tolist()   # powers stay exact
+    [1.0, -0.25, 0.0, 4.0]
+    >>> pq.Natural().compress(np.ones(3), key=0).bits
+    27
     """
 
     def __init__(self):

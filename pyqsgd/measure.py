@@ -40,7 +40,7 @@ def measure(c, x, trials=1000, key=0, confidence=0.95):
 
     >>> import numpy as np, pyqsgd as pq
     >>> m = pq.measure(pq.RandK(k=5), np.arange(1.0, 21.0), trials=200, key=0)
-    >>> m.omega_ci[0] < 3.0 < m.omega_ci[1]      # RandK omega = d/k - 1 = 3, exactly
+    >>> bool(m.omega_ci[0] < 3.0 < m.omega_ci[1])      # RandK omega = d/k - 1 = 3, exactly
     True
     """
     x = as_vector(x)
@@ -77,6 +77,7 @@ def measure(c, x, trials=1000, key=0, confidence=0.95):
     zq = float(stats.norm.ppf(0.5 + confidence / 2))
     om = float(rel.mean())
     half = zq * float(rel.std(ddof=1)) / np.sqrt(trials)
+    half = float(half)
     return Measurement(trials=trials, bias_norm_sq=float(diff @ diff) / norm_sq, bias_z_max=z_max, bias_p=p,
                        omega=om, omega_ci=(om - half, om + half), delta=1.0 - om,
                        delta_ci=(1.0 - om - half, 1.0 - om + half), bits_mean=float(bits.mean()))

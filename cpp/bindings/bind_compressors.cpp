@@ -32,7 +32,18 @@ Message compress(const Compressor& c, const F32& x, const Key& key) {
 }
 
 F32 decompress(const Compressor& c, const Message& msg) {
-    if (msg.d == 0 || msg.d >= (uint64_t(1) << 32)) throw std::invalid_argument("decompress: invalid dimension in message");
+    // Header checks (tag, fingerprint, d, total payload bits) come before allocating d floats:
+    // a forged d cannot make the receiver allocate memory its payload does not justify.
+    c.check_message(msg);
+    // Sparse messages whose indices are regenerated from the shared key (RandK with k given)
+    // carry 32k bits whatever d is, so the payload cannot vouch for d. Allocate at most
+    // max(2^27 floats, 64 per payload bit); larger outputs need a caller buffer (out=).
+    constexpr uint64_t kAllocCap = uint64_t(1) << 27;
+    if (msg.d > kAllocCap && msg.d / 64 > msg.bits())
+        throw std::invalid_argument("decompress: message claims d=" + std::to_string(msg.d) + " from a " +
+                                    std::to_string(msg.bits()) +
+                                    "-bit payload; refusing to allocate that much for it (pass out= to decode "
+                                    "into a buffer of your own)");
     F32 out(py::ssize_t(msg.d));
     float* p = out.mutable_data();
     {
@@ -41,6 +52,20 @@ F32 decompress(const Compressor& c, const Message& msg) {
         c.decompress(msg, p, ws);
     }
     return out;
+}
+
+// Decodes into a caller-owned buffer (reused across rounds: no allocation, no page faults).
+void decompress_into(const Compressor& c, const Message& msg, py::array out) {
+    c.check_message(msg);
+    if (!py::isinstance<F32>(out) || out.ndim() != 1 || !(out.flags() & py::array::c_style) || !out.writeable())
+        throw py::type_error("out must be a writeable, contiguous 1-D float32 array");
+    if (uint64_t(out.shape(0)) != msg.d)
+        throw std::invalid_argument("out has length " + std::to_string(out.shape(0)) + ", the message has d=" +
+                                    std::to_string(msg.d));
+    float* p = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release release;
+    Workspace ws;
+    c.decompress(msg, p, ws);
 }
 
 SparsityParam sparsity(uint64_t k, double ratio) {
@@ -63,6 +88,7 @@ void bind_compressors(py::module_& m) {
         .def("check", &Compressor::check, py::arg("d"))
         .def("compress", &compress, py::arg("x"), py::arg("key"))
         .def("decompress", &decompress, py::arg("msg"))
+        .def("decompress_into", &decompress_into, py::arg("msg"), py::arg("out"))
         .def(
             "properties",
             [](const Compressor& c, uint64_t d) {

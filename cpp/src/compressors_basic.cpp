@@ -1,4 +1,6 @@
 #include <cstring>
+#include <cstdint>
+#include <vector>
 
 #include "pyqsgd/compressors/basic.hpp"
 #include "pyqsgd/parallel.hpp"
@@ -11,14 +13,17 @@ namespace pyqsgd {
 // ---- Identity -------------------------------------------------------------------------------
 
 void Identity::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
-    Section& s = msg.add(32 * d);
-    std::memcpy(s.words.data(), x, d * sizeof(float));  // little-endian float32 stream
+    Section& s = msg.add_for_overwrite(32 * d);
+    // Little-endian float32 stream; the finiteness check rides along with the copy.
+    if (copy_checked(reinterpret_cast<float*>(s.words.data()), x, d))
+        fail("x contains NaN or Inf; compressors need finite input");
 }
 
 void Identity::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
     const Section& s = cur.next("Identity");
     expect_bits(s, 32 * d, "Identity");
-    std::memcpy(out, s.words.data(), d * sizeof(float));
+    if (copy_checked(out, reinterpret_cast<const float*>(s.words.data()), d))
+        fail("Identity: message decodes to NaN or Inf (malformed message)");
 }
 
 Properties Identity::properties(uint64_t) const {
@@ -42,73 +47,138 @@ void Identity::read_selection(const Message&, SectionCursor&, uint64_t, const Ke
 
 // ---- sign packing ---------------------------------------------------------------------------
 
-bool pack_signs(const float* x, uint64_t d, uint64_t* w) {
+namespace {
+// One word (64 coordinates from `base`) of sign bits; with kL1, adds |x_j| to lane[j % 8] in
+// index order, exactly the additions of block_sum_abs() (lane_sum8), so the fused norm is
+// bitwise the same as norm1().
+template <bool kL1>
+uint64_t pack_word(const float* x, uint64_t base, uint64_t n, uint32_t& nonfinite, double* lane) {
+    uint64_t word = 0;
+    uint64_t j = 0;
+#ifdef __SSE2__
+    const __m128 zero = _mm_setzero_ps();
+    const __m128i expmask = _mm_set1_epi32(0x7F800000);
+    const __m128d sign = _mm_set1_pd(-0.0);
+    __m128i badv = _mm_setzero_si128();
+    __m128d a0 = _mm_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    if (kL1) {
+        a0 = _mm_loadu_pd(lane);
+        a1 = _mm_loadu_pd(lane + 2);
+        a2 = _mm_loadu_pd(lane + 4);
+        a3 = _mm_loadu_pd(lane + 6);
+    }
+    for (; j + 8 <= n; j += 8) {
+        const __m128 v0 = _mm_loadu_ps(x + base + j), v1 = _mm_loadu_ps(x + base + j + 4);
+        word |= uint64_t(_mm_movemask_ps(_mm_cmplt_ps(v0, zero)) | (_mm_movemask_ps(_mm_cmplt_ps(v1, zero)) << 4)) << j;
+        badv = _mm_or_si128(badv, _mm_cmpeq_epi32(_mm_and_si128(_mm_castps_si128(v0), expmask), expmask));
+        badv = _mm_or_si128(badv, _mm_cmpeq_epi32(_mm_and_si128(_mm_castps_si128(v1), expmask), expmask));
+        if (kL1) {
+            a0 = _mm_add_pd(a0, _mm_andnot_pd(sign, _mm_cvtps_pd(v0)));
+            a1 = _mm_add_pd(a1, _mm_andnot_pd(sign, _mm_cvtps_pd(_mm_movehl_ps(v0, v0))));
+            a2 = _mm_add_pd(a2, _mm_andnot_pd(sign, _mm_cvtps_pd(v1)));
+            a3 = _mm_add_pd(a3, _mm_andnot_pd(sign, _mm_cvtps_pd(_mm_movehl_ps(v1, v1))));
+        }
+    }
+    nonfinite |= uint32_t(_mm_movemask_epi8(badv) != 0);
+    if (kL1) {
+        _mm_storeu_pd(lane, a0);
+        _mm_storeu_pd(lane + 2, a1);
+        _mm_storeu_pd(lane + 4, a2);
+        _mm_storeu_pd(lane + 6, a3);
+    }
+#endif
+    for (; j < n; ++j) {
+        const float v = x[base + j];
+        word |= uint64_t(v < 0.0f) << j;
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        nonfinite |= uint32_t((u & 0x7F800000u) == 0x7F800000u);
+        if (kL1) lane[j & 7] += std::fabs(double(v));
+    }
+    return word;
+}
+}  // namespace
+
+bool pack_signs(const float* x, uint64_t d, uint64_t* w, double* l1) {
     const int64_t nwords = int64_t(words_for(d));
-    const double bad = block_sum(
+    constexpr int64_t kWords = kBlock / 64;  // element blocks of kBlock, as in norm1()
+    const int64_t nb = num_blocks(nwords, kWords);
+    std::vector<double> parts(size_t(nb), 0.0);
+    std::vector<uint32_t> bad(size_t(nb), 0);
+    parallel_blocks(
         nwords,
-        [&](int64_t lo, int64_t hi) {
+        [&](int64_t b, int64_t lo, int64_t hi) {
             uint32_t nonfinite = 0;
+            double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
             for (int64_t wi = lo; wi < hi; ++wi) {
                 const uint64_t base = uint64_t(wi) * 64;
                 const uint64_t n = std::min<uint64_t>(64, d - base);
-                uint64_t word = 0;
-                uint64_t j = 0;
-#ifdef __SSE2__
-                const __m128 zero = _mm_setzero_ps();
-                const __m128i expmask = _mm_set1_epi32(0x7F800000);
-                __m128i badv = _mm_setzero_si128();
-                for (; j + 4 <= n; j += 4) {
-                    const __m128 v = _mm_loadu_ps(x + base + j);
-                    word |= uint64_t(_mm_movemask_ps(_mm_cmplt_ps(v, zero))) << j;
-                    const __m128i e = _mm_and_si128(_mm_castps_si128(v), expmask);
-                    badv = _mm_or_si128(badv, _mm_cmpeq_epi32(e, expmask));
-                }
-                nonfinite |= uint32_t(_mm_movemask_epi8(badv) != 0);
-#endif
-                for (; j < n; ++j) {
-                    const float v = x[base + j];
-                    word |= uint64_t(v < 0.0f) << j;
-                    uint32_t u;
-                    std::memcpy(&u, &v, 4);
-                    nonfinite |= uint32_t((u & 0x7F800000u) == 0x7F800000u);
-                }
-                w[wi] = word;
+                w[wi] = l1 ? pack_word<true>(x, base, n, nonfinite, lane) : pack_word<false>(x, base, n, nonfinite, lane);
             }
-            return double(nonfinite);
+            bad[size_t(b)] = nonfinite;
+            double sum = 0.0;
+            for (double l : lane) sum += l;
+            parts[size_t(b)] = sum;
         },
-        kBlock / 64);
-    return bad != 0.0;
+        kWords);
+    if (l1) {
+        // Same order as block_sum: one block is returned as is, several are added from 0.0.
+        double sum = nb == 1 ? parts[0] : 0.0;
+        if (nb > 1)
+            for (double p : parts) sum += p;
+        *l1 = sum;
+    }
+    for (uint32_t b : bad)
+        if (b) return true;
+    return false;
 }
 
 namespace {
-// 256 bytes -> 8 signs each: decoding writes whole 8-float rows instead of testing bits.
-struct SignTable {
-    float row[256][8];
-    SignTable() {
-        for (int b = 0; b < 256; ++b)
-            for (int i = 0; i < 8; ++i) row[b][i] = (b >> i) & 1 ? -1.0f : 1.0f;
-    }
-};
-const SignTable kSignTable;
+constexpr uint64_t kStreamBytes = uint64_t(8) << 20;  // outputs beyond cache: non-temporal stores
 }  // namespace
 
 void unpack_signs(const uint64_t* w, uint64_t d, float scale, float* out) {
-    const uint64_t full_bytes = d / 8;
-    parallel_blocks(int64_t(full_bytes), [&](int64_t, int64_t lo, int64_t hi) {
-        for (int64_t b = lo; b < hi; ++b) {
-            const unsigned byte = unsigned((w[b >> 3] >> ((b & 7) * 8)) & 0xFF);
-            const float* row = kSignTable.row[byte];
-            float* o = out + b * 8;
-            for (int i = 0; i < 8; ++i) o[i] = row[i] * scale;
-        }
-    });
-    for (uint64_t j = full_bytes * 8; j < d; ++j) out[j] = ((w[j >> 6] >> (j & 63)) & 1) ? -scale : scale;
+    // out[j] = scale with the sign bit of x_j: OR-ing the bit into scale's pattern (scale >= 0)
+    // gives exactly -scale. Large outputs that do not fit in cache are written with streaming
+    // stores (no read-for-ownership), which is what makes this run at copy speed.
+    const uint32_t sbits = float_bits(scale);
+    const int64_t nwords = int64_t(d / 64);
+    const bool stream = d * 4 >= kStreamBytes && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
+    parallel_blocks(
+        nwords,
+        [&](int64_t, int64_t lo, int64_t hi) {
+#ifdef __SSE2__
+            alignas(16) static const uint32_t kMasks[16][4] = {
+                {0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {1, 1, 0, 0}, {0, 0, 1, 0}, {1, 0, 1, 0},
+                {0, 1, 1, 0}, {1, 1, 1, 0}, {0, 0, 0, 1}, {1, 0, 0, 1}, {0, 1, 0, 1}, {1, 1, 0, 1},
+                {0, 0, 1, 1}, {1, 0, 1, 1}, {0, 1, 1, 1}, {1, 1, 1, 1}};
+            const __m128i sv = _mm_set1_epi32(int(sbits));
+            for (int64_t wi = lo; wi < hi; ++wi) {
+                uint64_t word = w[wi];
+                float* o = out + wi * 64;
+                for (int q = 0; q < 16; ++q, word >>= 4) {
+                    const __m128i m = _mm_slli_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(kMasks[word & 15])), 31);
+                    const __m128 v = _mm_castsi128_ps(_mm_or_si128(sv, m));
+                    if (stream)
+                        _mm_stream_ps(o + 4 * q, v);
+                    else
+                        _mm_storeu_ps(o + 4 * q, v);
+                }
+            }
+            if (stream) _mm_sfence();
+#else
+            for (int64_t wi = lo; wi < hi; ++wi)
+                for (int i = 0; i < 64; ++i) out[wi * 64 + i] = bits_float(sbits | uint32_t((w[wi] >> i) & 1) << 31);
+#endif
+        },
+        kBlock / 64);
+    for (uint64_t j = uint64_t(nwords) * 64; j < d; ++j) out[j] = bits_float(sbits | uint32_t((w[j >> 6] >> (j & 63)) & 1) << 31);
 }
 
 // ---- Sign / ScaledSign ------------------------------------------------------------------------
 
 void Sign::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
-    Section& s = msg.add(d);
+    Section& s = msg.add_for_overwrite(d);  // pack_signs writes every word
     if (pack_signs(x, d, s.words.data())) fail("x contains NaN or Inf; compressors need finite input");
 }
 
@@ -121,9 +191,10 @@ void Sign::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, fl
 Properties Sign::properties(uint64_t) const { return Properties{}; }
 
 void ScaledSign::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
-    Section& s = msg.add(d);
-    if (pack_signs(x, d, s.words.data())) fail("x contains NaN or Inf; compressors need finite input");
-    const float scale = float(norm1(x, d) / double(d));
+    Section& s = msg.add_for_overwrite(d);
+    double l1 = 0.0;
+    if (pack_signs(x, d, s.words.data(), &l1)) fail("x contains NaN or Inf; compressors need finite input");
+    const float scale = float(l1 / double(d));
     Section& sc = msg.add(32);
     sc.words[0] = float_bits(scale);
 }

@@ -47,6 +47,8 @@ Properties Chain::properties(uint64_t d) const {
     const uint64_t kept = sa_->kept(d);
     // b's constants grow with its dimension, so d bounds a data-dependent kept size.
     const Properties pb = b_->properties(kept ? kept : d);
+    // An exact first stage (Identity) passes the whole vector on: chain(Identity, b) is b.
+    if (pa.unbiased && pa.omega == 0.0) return pb;
     Properties p;
     p.unbiased = pa.unbiased && pb.unbiased;
     if (p.unbiased) {
@@ -91,6 +93,8 @@ void Induced::decode(const Message& msg, SectionCursor& cur, uint64_t d, const K
     r.resize(d);
     c2_->decode(msg, cur, d, key.child(1), r.data(), ws.child(1));
     for (uint64_t j = 0; j < d; ++j) out[j] += r[j];
+    // Two finite parts can still overflow (only a corrupted message gets there).
+    check_decoded_finite(out, d, "induced");
 }
 
 Properties Induced::properties(uint64_t d) const {

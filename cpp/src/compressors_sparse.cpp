@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <sstream>
 
 #include "pyqsgd/compressors/sparse.hpp"
@@ -77,81 +78,23 @@ void decode_indices(const Section& s, uint64_t k, uint64_t d, std::vector<uint32
     }
 }
 
-void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx) {
-    idx.resize(k);
-    auto keyof = [&](uint64_t j) {
-        uint32_t u;
-        std::memcpy(&u, x + j, 4);
-        return u & 0x7FFFFFFFu;  // |x| as ordered bits
-    };
-    if (k == d) {
-        for (uint64_t j = 0; j < d; ++j) idx[j] = uint32_t(j);
-        check_finite(x, d, "x");
-        return;
-    }
-    // 1. Guess a threshold below the k-th largest |x| from a fixed strided sample, aiming at
-    //    ~1.5k candidates; the sample positions depend only on d, so the result is deterministic.
-    std::vector<uint32_t>& sample = ws.u(0);
-    const uint64_t ns = std::min<uint64_t>(d, 1 << 16);
-    sample.resize(ns);
-    for (uint64_t i = 0; i < ns; ++i) sample[i] = keyof(i * d / ns);
-    const double q = double(k) / double(d) * double(ns);
-    const uint64_t r = std::min<uint64_t>(ns - 1, uint64_t(1.5 * q + 4.0 * std::sqrt(q) + 8.0));
-    std::nth_element(sample.begin(), sample.begin() + int64_t(r), sample.end(), std::greater<uint32_t>());
-    uint32_t t = sample[r];
-
-    // 2. Branch-free collection of candidates (key >= t), in index order; NaN/Inf detected here.
-    std::vector<uint32_t>& cand = ws.u(1);
-    std::vector<uint32_t>& ckey = ws.u(2);
-    if (cand.size() < d + 1) {
-        cand.resize(d + 1);
-        ckey.resize(d + 1);
-    }
-    uint64_t c = 0;
-    uint32_t nonfinite = 0;
-    for (uint64_t j = 0; j < d; ++j) {
-        const uint32_t u = keyof(j);
-        cand[c] = uint32_t(j);
-        ckey[c] = u;
-        c += (u >= t);
-        nonfinite |= uint32_t(u >= 0x7F800000u);
-    }
-    if (nonfinite) fail("x contains NaN or Inf; compressors need finite input");
-    if (c < k) {  // the guess was too high: every index is a candidate
-        for (uint64_t j = 0; j < d; ++j) {
-            cand[j] = uint32_t(j);
-            ckey[j] = keyof(j);
-        }
-        c = d;
-    }
-    // 3. Exact k-th largest key among the candidates, then one ordered pass taking keys above
-    //    it and the first `ties` keys equal to it (smaller index wins ties).
-    std::vector<uint32_t>& tmp = ws.u(3);
-    tmp.assign(ckey.begin(), ckey.begin() + int64_t(c));
-    std::nth_element(tmp.begin(), tmp.begin() + int64_t(k - 1), tmp.end(), std::greater<uint32_t>());
-    const uint32_t kth = tmp[k - 1];
-    uint64_t above = 0;
-    for (uint64_t i = 0; i < c; ++i) above += (ckey[i] > kth);
-    uint64_t ties = k - above, n = 0;
-    for (uint64_t i = 0; i < c && n < k; ++i) {
-        const uint32_t u = ckey[i];
-        if (u > kth || (u == kth && ties > 0)) {
-            if (u == kth) --ties;
-            idx[n++] = cand[i];
-        }
-    }
-}
-
 void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx) {
     std::vector<uint32_t>& bitmap = ws.u(4);
     bitmap.assign((d + 31) / 32, 0);
     auto has = [&](uint64_t j) { return (bitmap[j >> 5] >> (j & 31)) & 1u; };
     auto set = [&](uint64_t j) { bitmap[j >> 5] |= 1u << (j & 31); };
-    // Floyd: for j = d-k .. d-1 draw t uniform in [0, j]; take t, or j if t is taken. Draw i of
-    // the stream decides step i, so the subset is a pure function of (key, d, k).
+    // Floyd: for j = d-k .. d-1 draw t uniform in [0, j]; take t, or j if t is taken. 64-bit
+    // draw i of the stream decides step i, so the subset is a pure function of (key, d, k).
+    // The draws are generated in bulk: 64-bit draw i is (lane 2(i%2) << 32 | lane 2(i%2)+1) of
+    // Philox block i/2, i.e. 32-bit draws 2i and 2i+1 -- the same numbers draw_u64 returns.
+    std::vector<uint32_t>& raw = ws.u(5);
+    const uint64_t nblocks = ((k + 1) / 2 + 3) / 4 * 4;
+    raw.resize(4 * nblocks);
+    philox_fill(key, 0, nblocks, raw.data());
     for (uint64_t i = 0; i < k; ++i) {
         const uint64_t j = d - k + i;
-        const uint64_t t = bounded(draw_u64(key, i), j + 1);
+        const uint64_t u = (uint64_t(raw[2 * i]) << 32) | raw[2 * i + 1];
+        const uint64_t t = bounded(u, j + 1);
         set(has(t) ? j : t);
     }
     idx.resize(k);
@@ -166,9 +109,17 @@ void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::v
 }
 
 namespace {
-void gather(const float* x, const std::vector<uint32_t>& idx, float scale, std::vector<float>& out) {
+// out[i] = x[idx[i]] * scale; throws when a scaled value overflows float32 (RandK's d/k can
+// push a large finite x_j to Inf, which the receiver would reject).
+void gather(const float* x, const std::vector<uint32_t>& idx, float scale, std::vector<float>& out, const char* who) {
     out.resize(idx.size());
-    for (size_t i = 0; i < idx.size(); ++i) out[i] = x[idx[i]] * scale;
+    float m = 0.0f;
+    for (size_t i = 0; i < idx.size(); ++i) {
+        out[i] = x[idx[i]] * scale;
+        m = std::max(m, std::fabs(out[i]));
+    }
+    if (!(m <= std::numeric_limits<float>::max()))
+        fail(std::string(who) + ": (d/k) x_j overflows float32; rescale x");
 }
 void write_values(const std::vector<float>& v, Message& msg) {
     Section& s = msg.add(32 * v.size());
@@ -179,6 +130,7 @@ void read_values(SectionCursor& cur, uint64_t k, std::vector<float>& v, const ch
     expect_bits(s, 32 * k, who);
     v.resize(k);
     if (k) std::memcpy(v.data(), s.words.data(), k * sizeof(float));
+    check_decoded_finite(v.data(), k, who);
 }
 }  // namespace
 
@@ -187,9 +139,8 @@ void read_values(SectionCursor& cur, uint64_t k, std::vector<float>& v, const ch
 void TopK::select(const float* x, uint64_t d, const Key&, Message& msg, Workspace& ws, Selection& sel) const {
     const uint64_t k = p_.resolve(d);
     sel.dense = false;
-    select_topk(x, d, k, ws, sel.indices);
+    select_topk(x, d, k, ws, sel.indices, &sel.values);
     encode_indices(sel.indices.data(), k, d, msg.add(0));
-    gather(x, sel.indices, 1.0f, sel.values);
 }
 
 void TopK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const Key&, Workspace&,
@@ -226,7 +177,7 @@ void RandK::select(const float* x, uint64_t d, const Key& key, Message& msg, Wor
     sel.dense = false;
     sample_subset(key, d, k, ws, sel.indices);
     if (!shared_seed_) encode_indices(sel.indices.data(), k, d, msg.add(0));
-    gather(x, sel.indices, float(double(d) / double(k)), sel.values);
+    gather(x, sel.indices, float(double(d) / double(k)), sel.values, "RandK");
 }
 
 void RandK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,

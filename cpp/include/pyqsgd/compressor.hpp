@@ -85,6 +85,15 @@ class Compressor {
     virtual const Selector* as_selector() const { return nullptr; }
     // True when the compressor's encode rejects non-finite input itself (saves a pass).
     virtual bool checks_finite() const { return false; }
+    // Exact payload bits of any message for dimension d, or kUnknownBits when data-dependent.
+    // decompress() compares it with the message before the caller allocates d floats, so an
+    // adversarial header (huge d, tiny payload) is rejected without allocating.
+    virtual uint64_t expected_bits(uint64_t d) const { return kUnknownBits; }
+    static constexpr uint64_t kUnknownBits = ~uint64_t(0);
+
+    // Validates the header of `msg` against this compressor (tag, fingerprint, d, total bits)
+    // without decoding: cheap, allocation-free; throws std::invalid_argument.
+    void check_message(const Message& msg) const;
 
     uint32_t fingerprint() const;
     // Header + check + encode. Validates d, finiteness, parameters before any parallel work.
@@ -106,6 +115,8 @@ class Selector {
                                 Selection& sel) const = 0;
     // Number of values a selection of a d-vector keeps, or 0 when data-dependent.
     virtual uint64_t kept(uint64_t d) const = 0;
+    // Bits of the selector's own sections, or Compressor::kUnknownBits when data-dependent.
+    virtual uint64_t selection_bits(uint64_t d) const { return Compressor::kUnknownBits; }
 };
 
 // Throws std::invalid_argument(prefix + message): used for every user-facing check.
@@ -115,6 +126,10 @@ void check_finite(const float* x, uint64_t d, const char* who);
 // ||x||_2 in double, summed in fixed blocks (identical at any thread count).
 double norm2(const float* x, uint64_t d);
 double norm1(const float* x, uint64_t d);
+// The per-block partial sums behind norm1 / norm2 (8 interleaved double lanes, see
+// compressor.cpp): kernels that fuse a norm into another pass call these per block of kBlock.
+double block_sum_abs(const float* x, int64_t lo, int64_t hi);
+double block_sum_sq(const float* x, int64_t lo, int64_t hi);
 double norm_inf(const float* x, uint64_t d);
 
 // Scatters a selection's values back into a zeroed d-vector (or copies when dense).
@@ -122,5 +137,15 @@ void place_selection(const Selection& sel, const float* values, uint64_t d, floa
 
 // Checks that a section has exactly `expected` bits (the decoder's first line of defence).
 void expect_bits(const Section& s, uint64_t expected, const char* who);
+// Throws unless out[0..n) is finite: decoders of raw float32 payloads (values, sums) call it,
+// so a corrupted message never decodes to NaN/Inf.
+void check_decoded_finite(const float* out, uint64_t n, const char* who);
+// dst[0..n) = src[0..n) in one parallel pass; returns true iff some value is NaN or Inf.
+// Large copies use streaming stores when dst is 16-byte aligned (outputs beyond cache).
+bool copy_checked(float* dst, const float* src, uint64_t n);
+// a + b for bit counts, kUnknownBits when either is unknown.
+inline uint64_t add_bits(uint64_t a, uint64_t b) {
+    return (a == Compressor::kUnknownBits || b == Compressor::kUnknownBits) ? Compressor::kUnknownBits : a + b;
+}
 
 }  // namespace pyqsgd

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "pyqsgd/alloc.hpp"
 #include "pyqsgd/bitio.hpp"
 #include "pyqsgd/rng.hpp"
 
@@ -21,11 +22,19 @@ namespace pyqsgd {
 
 struct Section {
     uint64_t bits = 0;
-    std::vector<uint64_t> words;
+    std::vector<uint64_t, HugePageAllocator<uint64_t>> words;  // large sections: huge pages
     // Sizes the section for `nbits` and zeroes it (capacity is reused across rounds).
     uint64_t* reset(uint64_t nbits) {
         bits = nbits;
         words.assign(words_for(nbits), 0);
+        return words.data();
+    }
+    // Sizes the section for a kernel that writes every payload bit itself: only the last word
+    // is zeroed (its padding bits must be zero on the wire).
+    uint64_t* reset_for_overwrite(uint64_t nbits) {
+        bits = nbits;
+        words.resize(words_for(nbits));
+        if (!words.empty()) words.back() = 0;
         return words.data();
     }
 };
@@ -53,6 +62,13 @@ class Message {
         if (used_ == sections_.size()) sections_.emplace_back();
         Section& s = sections_[used_++];
         s.reset(nbits);
+        return s;
+    }
+    // Appends a section the caller overwrites completely (see Section::reset_for_overwrite).
+    Section& add_for_overwrite(uint64_t nbits) {
+        if (used_ == sections_.size()) sections_.emplace_back();
+        Section& s = sections_[used_++];
+        s.reset_for_overwrite(nbits);
         return s;
     }
     size_t size() const { return used_; }

@@ -15,6 +15,7 @@ class Identity final : public Compressor, public Selector {
    public:
     std::string name() const override { return "Identity()"; }
     uint16_t tag() const override { return kIdentity; }
+    bool checks_finite() const override { return true; }  // encode checks while copying
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;
@@ -26,6 +27,8 @@ class Identity final : public Compressor, public Selector {
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
                         Selection& sel) const override;
     uint64_t kept(uint64_t d) const override { return d; }
+    uint64_t selection_bits(uint64_t) const override { return 0; }
+    uint64_t expected_bits(uint64_t d) const override { return 32 * d; }
 };
 
 // sign(x) with sign(0) = +1: d bits, no scale; in neither U nor B (its magnitude is lost).
@@ -33,6 +36,7 @@ class Sign final : public Compressor {
    public:
     std::string name() const override { return "Sign()"; }
     uint16_t tag() const override { return kSign; }
+    uint64_t expected_bits(uint64_t d) const override { return d; }
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;
@@ -46,6 +50,7 @@ class ScaledSign final : public Compressor {
    public:
     std::string name() const override { return "ScaledSign()"; }
     uint16_t tag() const override { return kScaledSign; }
+    uint64_t expected_bits(uint64_t d) const override { return d + 32; }
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;
@@ -55,7 +60,9 @@ class ScaledSign final : public Compressor {
 };
 
 // Packs sign bits (1 = negative) of x[0..d) into w; returns true iff some x[j] is NaN/Inf.
-bool pack_signs(const float* x, uint64_t d, uint64_t* w);
+// With `l1`, also computes ||x||_1 exactly as norm1() does, fused into the same pass (the
+// block is still in cache when it is summed).
+bool pack_signs(const float* x, uint64_t d, uint64_t* w, double* l1 = nullptr);
 // out[j] = bit j ? -scale : +scale.
 void unpack_signs(const uint64_t* w, uint64_t d, float scale, float* out);
 

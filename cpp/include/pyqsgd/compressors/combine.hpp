@@ -17,6 +17,10 @@ class Chain final : public Compressor {
                 Workspace& ws) const override;
     Properties properties(uint64_t d) const override;
     bool unbiased() const override { return a_->unbiased() && b_->unbiased(); }
+    uint64_t expected_bits(uint64_t d) const override {
+        const uint64_t kept = sa_->kept(d);
+        return add_bits(sa_->selection_bits(d), kept ? b_->expected_bits(kept) : kUnknownBits);
+    }
 
    private:
     CompressorPtr a_, b_;
@@ -39,6 +43,9 @@ class Induced final : public Compressor {
                 Workspace& ws) const override;
     Properties properties(uint64_t d) const override;
     bool unbiased() const override { return true; }
+    uint64_t expected_bits(uint64_t d) const override {
+        return add_bits(c1_->expected_bits(d), c2_->expected_bits(d));
+    }
 
    private:
     CompressorPtr c1_, c2_;

@@ -20,8 +20,10 @@ void encode_indices(const uint32_t* idx, uint64_t k, uint64_t d, Section& s);
 // Validates: exact length, strictly increasing, < d (bitmap: exactly k bits set).
 void decode_indices(const Section& s, uint64_t k, uint64_t d, std::vector<uint32_t>& idx, const char* who);
 
-// The k entries of largest |x_j|, ties broken toward the smaller index; writes sorted indices.
-void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx);
+// The k entries of largest |x_j|, ties broken toward the smaller index; writes sorted indices
+// (and, with `values`, the kept x_j in the same order).
+void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx,
+                 std::vector<float>* values = nullptr);
 // Uniform k-subset of [0, d) by Floyd's algorithm on draws of `key`; sorted.
 void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx);
 
@@ -43,6 +45,8 @@ class TopK final : public Compressor, public Selector {
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
                         Selection& sel) const override;
     uint64_t kept(uint64_t d) const override { return p_.resolve(d); }
+    uint64_t selection_bits(uint64_t d) const override { return index_bits(p_.resolve(d), d); }
+    uint64_t expected_bits(uint64_t d) const override { return selection_bits(d) + 32 * p_.resolve(d); }
 
    private:
     SparsityParam p_;
@@ -69,6 +73,8 @@ class RandK final : public Compressor, public Selector {
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
                         Selection& sel) const override;
     uint64_t kept(uint64_t d) const override { return p_.resolve(d); }
+    uint64_t selection_bits(uint64_t d) const override { return shared_seed_ ? 0 : index_bits(p_.resolve(d), d); }
+    uint64_t expected_bits(uint64_t d) const override { return selection_bits(d) + 32 * p_.resolve(d); }
 
    private:
     SparsityParam p_;

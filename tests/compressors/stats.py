@@ -1,0 +1,69 @@
+"""Statistical tests shared by the suite. Every threshold is derived in a comment."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+import pyqsgd as pq
+
+ALPHA = 1e-3  # family-wise error of each test (fixed seeds make each outcome reproducible)
+
+
+def samples(c, x, trials, seed):
+    """(trials, d) float64 outputs; trial t uses Key(seed, round=t): independent streams."""
+    x = np.asarray(x, np.float32)
+    return np.stack([c(x, key=pq.Key(seed=seed, round=t)).astype(np.float64) for t in range(trials)])
+
+
+def unbiasedness_pvalue(y, x, omega):
+    """Bonferroni p-value of H0: E C(x)_j = x_j for all j, given E||C(x) - x||^2 <= omega ||x||^2.
+
+    Per coordinate, by the shape of the observed outputs:
+    * two values a < b: under H0 the count of b is Binomial(T, p0), p0 = (x_j - a)/(b - a),
+      so the exact binomial test applies (no CLT, no skewness issue); p0 outside [0, 1] means
+      the mean cannot be x_j at all.
+    * one value a: if a = x_j (float32 rounding) the coordinate is exact. Otherwise an unseen
+      outcome b must carry the mean: p (b - a) = x_j - a, and its variance
+      (x_j - a)^2 (1 - p)/p <= omega ||x||^2 forces p >= p_min = e^2/(omega ||x||^2 + e^2),
+      e = |x_j - a|. Missing it T times has probability <= (1 - p_min)^T: that is the p-value.
+    * three or more values: z-test on the mean with the sample variance. The first Edgeworth
+      term changes a normal tail at z by a relative |skew| (z^2 - 1)/(6 sqrt T); for z ~ 4
+      (Bonferroni over 16-64 coordinates at 1e-3), |skew| <= 2 and T >= 4000 that is < 9%.
+    """
+    T, d = y.shape
+    x = np.asarray(x, np.float64)
+    norm_sq = float(x @ x)
+    pvals = np.ones(d)
+    for j in range(d):
+        vals, counts = np.unique(y[:, j], return_counts=True)
+        tol = 1e-6 * (abs(x[j]) + np.sqrt(norm_sq / d))  # float32 rounding of decoded values
+        if len(vals) == 1:
+            e = abs(vals[0] - x[j])
+            if e > tol:
+                p_min = 1.0 if omega == 0 else e * e / (omega * norm_sq + e * e)
+                pvals[j] = np.exp(T * np.log1p(-p_min)) if p_min < 1 else 0.0
+        elif len(vals) == 2:
+            a, b = vals
+            p0 = (x[j] - a) / (b - a)
+            slack = tol / (b - a)
+            if p0 < -slack or p0 > 1 + slack:
+                pvals[j] = 0.0
+            else:
+                pvals[j] = stats.binomtest(int(counts[1]), T, min(max(p0, 0.0), 1.0)).pvalue
+        else:
+            se = y[:, j].std(ddof=1) / np.sqrt(T)
+            pvals[j] = 2 * stats.norm.sf(abs(y[:, j].mean() - x[j]) / se)
+    return min(1.0, d * float(pvals.min()))
+
+
+def relative_errors(y, x):
+    """||C(x) - x||^2 / ||x||^2 per trial."""
+    x = np.asarray(x, np.float64)
+    return ((y - x) ** 2).sum(axis=1) / float(x @ x)
+
+
+def mean_ci(v, alpha=ALPHA, sided=2):
+    """(mean, half-width) of a normal-approximation interval: z_{1 - alpha/sided} se. The per-
+    trial errors here are bounded with modest skew, so T >= 2000 puts the CLT well in range."""
+    z = stats.norm.ppf(1 - alpha / sided)
+    return float(v.mean()), float(z * v.std(ddof=1) / np.sqrt(len(v)))

@@ -133,9 +133,10 @@ void decode_levels(const uint64_t* w, uint64_t d, const std::vector<float>& lv, 
                    const char* who) {
     const float* L = lv.data();
     const uint64_t n = lv.size();
-    read_codes(w, d, width, out, [&](uint64_t code) -> float {
-        if (code >= n) fail(std::string(who) + ": code outside the codebook (malformed message)");
-        return L[code];
+    read_codes(w, d, width, out, who, [&](uint64_t code, uint32_t& ok) -> float {
+        const bool valid = code < n;
+        ok &= uint32_t(valid);
+        return valid ? L[code] : 0.0f;
     });
 }
 

@@ -88,6 +88,8 @@ def build_object(table, where):
             continue
         if key not in valid:
             raise ConfigError(f"{where}.{key}: unknown parameter {key!r} for {name}; valid: {', '.join(valid) or 'none'}")
+        if isinstance(value, dict) and "name" not in value:
+            raise ConfigError(f"{where}.{key}: missing key 'name' (objects are tables like {{ name = \"TopK\", k = 3 }})")
         kwargs[key] = _value(value, f"{where}.{key}")
     try:
         return factory(**kwargs)

@@ -72,9 +72,20 @@ def _frame(data):
 
 
 def varying_columns(df):
-    """Parameter columns of a sweep frame that take more than one value (the natural legend)."""
+    """Parameter columns of a sweep frame that take more than one value (the natural legend).
+
+    A column determined by later ones is left out (``method`` when the grid sets
+    ``method__compressor__k``): grid columns come last in sweep results.
+    """
     skip = set(_METRICS) | set(_RUN_COLUMNS) | {"_curve", "_run"}
-    return [c for c in df.columns if c not in skip and df[c].astype(str).nunique() > 1]
+    cols = [c for c in df.columns if c not in skip and df[c].astype(str).nunique() > 1]
+    text = df[cols].astype(str)
+    kept = []
+    for c in reversed(cols):
+        if kept and (text.groupby(kept)[c].nunique() <= 1).all():
+            continue
+        kept.append(c)
+    return kept[::-1]
 
 
 def _curves(df, hue):

@@ -126,7 +126,9 @@ class ProblemSpec(Params):
         return X, y, name
 
     def __repr__(self):
-        return Params.__repr__(self)
+        # name and dataset always shown: they identify the problem in sweep result columns.
+        rest = [a for a in self._repr_args() if not a.startswith(("name=", "dataset="))]
+        return f"ProblemSpec({', '.join([repr(self.name), repr(str(self.dataset))] + rest)})"
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,12 +6,14 @@ accounting; the same compressor objects run in PyTorch DDP via ``pyqsgd.torch``.
 from . import _core, data, methods, problems
 from ._core import Key, Message
 from .combine import Chain, Induced, chain, induced
+from .experiment import ProblemSpec, Spec
 from .compressors import (QSGD, Compressor, Identity, Natural, Properties, RandK, ScaledSign, Sign, TernGrad,
                           TopK)
 from .aggregators import Aggregator, Mean, WeightedMean
 from .history import History
 from .measure import Measurement, measure
 from .simulate import simulate
+from .sweeps import load_sweep, sweep
 from .votes import FederatedVote, MajorityVote
 from .threads import get_num_threads, set_num_threads, threads
 from .tnq import NonUniformQuantizer, Truncate, TruncatedQuantizer, TruncatedUniformQuantizer
@@ -23,5 +25,14 @@ __all__ = [
     "TernGrad", "Natural", "Chain", "Induced", "chain", "induced", "measure", "Measurement",
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
     "methods", "problems", "data", "MajorityVote", "FederatedVote", "Truncate", "NonUniformQuantizer", "TruncatedQuantizer",
-    "TruncatedUniformQuantizer",
+    "TruncatedUniformQuantizer", "sweep", "load_sweep", "Spec", "ProblemSpec", "plot", "experiment",
 ]
+
+
+def __getattr__(name):
+    # pyqsgd.plot imports matplotlib: load it on first use only.
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'pyqsgd' has no attribute {name!r}")

@@ -1,0 +1,116 @@
+"""pyqsgd.plot: every plot accepts its documented inputs, returns Axes/Figure and saves files."""
+import doctest
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import pyqsgd as pq  # noqa: E402
+from pyqsgd import experiment  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def prob():
+    return pq.ProblemSpec("logistic", "breast_cancer", l2=1e-2).build()
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def run(prob, method, key=0, rounds=20):
+    return pq.simulate(prob, method, n_workers=4, rounds=rounds, lr=1.0 / prob.smoothness(), key=key, log_every=5)
+
+
+def test_plot_is_lazy_and_doctests_pass():
+    import subprocess
+    import sys
+
+    code = "import sys, pyqsgd; print('matplotlib' in sys.modules)"
+    assert subprocess.check_output([sys.executable, "-c", code], text=True, cwd="/").strip() == "False"
+    result = doctest.testmod(pq.plot, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_convergence_from_histories(prob, tmp_path):
+    h1 = run(prob, pq.methods.EF21(pq.TopK(k=3)))
+    ax = pq.plot.convergence(h1, x="rounds", save=tmp_path / "one.png")
+    assert (tmp_path / "one.png").stat().st_size > 0
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "linear"
+    seeds = [run(prob, pq.methods.DCGD(pq.RandK(k=3)), key=k) for k in range(3)]
+    ax = pq.plot.convergence({"EF21": h1, "DCGD+RandK": seeds}, x="bits_up", band="minmax")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["EF21", "DCGD+RandK"]
+    assert len(ax.collections) == 1  # one band: only DCGD has several seeds
+    assert ax.get_xscale() == "log"
+    line = ax.get_lines()[1]
+    mean = np.mean([h.loss for h in seeds], axis=0)
+    np.testing.assert_allclose(line.get_ydata(), mean)
+
+
+def test_convergence_suboptimality_and_grad_norm(prob):
+    f_star, _ = experiment.reference_optimum(prob)
+    h = run(prob, pq.methods.EF21(pq.TopK(k=3)))
+    ax = pq.plot.convergence([h], y="suboptimality", f_star=f_star, x="uploads")
+    assert np.all(ax.get_lines()[0].get_ydata() > 0)
+    pq.plot.convergence(h, y="grad_norm_sq")
+    with pytest.raises(ValueError, match="f_star"):
+        pq.plot.convergence(h, y="suboptimality")
+    with pytest.raises(ValueError, match="no column 'bogus'"):
+        pq.plot.convergence(h, x="bogus")
+    with pytest.raises(TypeError):
+        pq.plot.convergence(42)
+
+
+def test_convergence_from_a_sweep_frame(tmp_path):
+    spec = pq.Spec(pq.ProblemSpec("logistic", "breast_cancer", l2=1e-2), pq.methods.EF21(pq.TopK(k=3)),
+                   n_workers=4, rounds=10, lr_factor=1.0, log_every=5)
+    df = pq.sweep(spec, grid={"method__compressor__k": [2, 4], "lr_factor": [0.5, 1.0]}, seeds=[0, 1], progress=False)
+    ax = pq.plot.convergence(df, x="bits_up", save=tmp_path / "sweep.pdf")
+    assert len(ax.get_lines()) == 4 and len(ax.collections) == 4
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "lr_factor=0.5, method__compressor__k=2" in labels
+    ax = pq.plot.convergence(df, hue="lr_factor", band=None)
+    assert len(ax.get_lines()) == 2 and not ax.collections
+    assert (tmp_path / "sweep.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_compressor_error_from_table_and_measurements(tmp_path):
+    x = np.random.default_rng(1).laplace(size=256)
+    table = experiment.measure_table({"QSGD": [pq.QSGD(levels=s) for s in (1, 3, 7)],
+                                      "TNQ": [pq.TruncatedQuantizer(bits=b) for b in (1, 2, 3)]}, x, trials=20)
+    ax = pq.plot.compressor_error(table, save=tmp_path / "err.png")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["QSGD", "TNQ"]
+    assert (tmp_path / "err.png").is_file()
+    ms = {"RandK": [pq.measure(pq.RandK(k=k), x, trials=20) for k in (16, 64)]}
+    ax = pq.plot.compressor_error(ms, theory=False)
+    assert ax.get_xlabel() == "bits per message"
+
+
+def test_partition_plot(tmp_path):
+    labels = np.repeat(np.arange(3), 40)
+    parts = pq.data.partition(labels, 5, scheme="dirichlet", alpha=0.3, key=0)
+    fig = pq.plot.partition(parts, labels, save=tmp_path / "parts.png")
+    assert len(fig.axes) == 2 and (tmp_path / "parts.png").is_file()
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [len(p) for p in parts]
+    fig = pq.plot.partition(pq.data.summarize_partition(parts))
+    assert len(fig.axes) == 1
+
+
+def test_vote_weights_and_quantizer(prob):
+    batches = [32, 4, 4, 4]
+    h = pq.simulate(prob, pq.methods.SignSGDFV(T_in=5), n_workers=4, rounds=20, lr=1e-3, batch_size=batches)
+    ax = pq.plot.vote_weights(h, color_by=batches)
+    assert len(ax.get_lines()) == 4
+    with pytest.raises(ValueError, match="vote weights"):
+        pq.plot.vote_weights(run(prob, pq.methods.EFSignSGD()))
+    g = np.random.default_rng(0).laplace(size=1000)
+    levels = pq.tnq.laplace_levels(2, np.mean(np.abs(g)))
+    ax = pq.plot.quantizer(g, levels=levels, threshold=levels[-1])
+    assert len(ax.get_lines()) == 2 + len(levels)

@@ -1,0 +1,253 @@
+"""pyqsgd.sweep: grids over nested names, seeds, failures, resumable storage, worker processes."""
+import doctest
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyqsgd as pq
+from pyqsgd import experiment, sweeps
+
+
+def small_spec(**simulate):
+    args = dict(n_workers=4, rounds=12, lr_factor=1.0, log_every=4)
+    args.update(simulate)
+    return pq.Spec(pq.ProblemSpec("logistic", "breast_cancer", l2=1e-2), pq.methods.EF21(pq.TopK(k=3)), **args)
+
+
+def scalar_run(a, b=0, key=0):
+    return {"value": a * 100 + b * 10 + key}
+
+
+def test_docstring_examples():
+    for module in (sweeps, experiment):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.attempted > 0 and result.failed == 0
+
+
+def test_grid_times_seeds_in_order_with_run_columns():
+    df = pq.sweep(scalar_run, grid={"a": [1, 2], "b": [0, 1]}, seeds=[0, 1], progress=False)
+    assert df["value"].tolist() == [100, 101, 110, 111, 200, 201, 210, 211]
+    assert list(df.columns[:7]) == ["a", "b", "seed", "run_id", "status", "error", "seconds"]
+    assert (df["status"] == "ok").all() and df["run_id"].nunique() == 8
+
+
+def test_seeds_as_count_and_no_grid():
+    df = pq.sweep(scalar_run, grid={"a": [3]}, seeds=3, progress=False)
+    assert df["seed"].tolist() == [0, 1, 2]
+
+
+def test_run_id_is_stable_and_distinguishes_params_and_seed(tmp_path):
+    a = sweeps.run_id({"x": 1, "m": "EF21(TopK(k=3))"}, 0)
+    assert a == sweeps.run_id({"m": "EF21(TopK(k=3))", "x": 1}, 0)  # key order does not matter
+    assert a != sweeps.run_id({"x": 1, "m": "EF21(TopK(k=3))"}, 1)
+    assert a != sweeps.run_id({"x": 2, "m": "EF21(TopK(k=3))"}, 0)
+    assert len(a) == 16 and int(a, 16) >= 0
+    # The same in a fresh interpreter (no dependence on hash randomisation).
+    code = "from pyqsgd.sweeps import run_id; print(run_id({'x': 1, 'm': 'EF21(TopK(k=3))'}, 0))"
+    assert subprocess.check_output([sys.executable, "-c", code], text=True, cwd=tmp_path).strip() == a
+
+
+def test_spec_sweep_sets_nested_parameters_and_logs_every_round():
+    spec = small_spec()
+    df = pq.sweep(spec, grid={"method__compressor__k": [2, 5], "lr_factor": [0.5, 1.0]}, seeds=[0], progress=False)
+    assert df["run_id"].nunique() == 4
+    assert len(df) == 4 * 4  # rounds 0, 4, 8, 12 per run
+    assert set(df["method"]) == {"EF21(TopK(k=2))", "EF21(TopK(k=5))"}
+    for col in ("problem", "n_workers", "rounds", "lr_factor", "log_every", "method__compressor__k", "seed",
+                "loss", "bits_up", "uploads"):
+        assert col in df.columns
+    # A larger k sends more bits; the spec's own method object was not modified.
+    last = df.groupby("method__compressor__k")["bits_up"].max()
+    assert last[5] > last[2]
+    assert spec.method == pq.methods.EF21(pq.TopK(k=3))
+    # Same (params, seed) as a direct run: identical numbers.
+    hist = spec.configure(method__compressor__k=2, lr_factor=0.5).run(key=0)
+    got = df[(df.method__compressor__k == 2) & (df.lr_factor == 0.5)]["loss"].to_numpy()
+    np.testing.assert_array_equal(got, hist.loss)
+
+
+def test_grid_over_method_objects_and_partition_args():
+    spec = small_spec(partition={"scheme": "dirichlet", "alpha": 0.5})
+    methods = [pq.methods.EF21(pq.TopK(k=3)), pq.methods.EFSignSGD()]
+    df = pq.sweep(spec, grid={"method": methods, "partition__alpha": [0.1, 10.0]}, seeds=[1], progress=False)
+    assert set(df["method"]) == {"EF21(TopK(k=3))", "EFSignSGD()"}
+    assert set(df["partition__alpha"]) == {0.1, 10.0}
+    assert (df["status"] == "ok").all()
+
+
+def test_bad_grid_names_fail_before_any_run():
+    with pytest.raises(ValueError, match="method__compresor"):
+        pq.sweep(small_spec(), grid={"method__compresor__k": [1]}, progress=False)
+    with pytest.raises(ValueError, match="'roundz'"):
+        pq.sweep(small_spec(), grid={"roundz": [1]}, progress=False)
+    with pytest.raises(ValueError, match="TopK: k"):
+        pq.sweep(small_spec(), grid={"method__compressor__k": [0]}, progress=False)
+    with pytest.raises(ValueError, match="reserved"):
+        pq.sweep(scalar_run, grid={"seed": [1]}, progress=False)
+    with pytest.raises(TypeError, match="list of values"):
+        pq.sweep(scalar_run, grid={"a": 3}, progress=False)
+
+
+def flaky_run(a, key):
+    if a == 2:
+        raise RuntimeError("boom at a=2")
+    return {"value": a + key}
+
+
+def test_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    out = tmp_path / "res.csv"
+    df = pq.sweep(flaky_run, grid={"a": [1, 2, 3]}, seeds=[0], out=out, progress=False)
+    assert df["status"].tolist() == ["ok", "error", "ok"]
+    err = df.loc[df.a == 2, "error"].iloc[0]
+    assert "RuntimeError: boom at a=2" in err
+    assert np.isnan(df.loc[df.a == 2, "value"].iloc[0])
+    assert out.is_file() and not (tmp_path / "res.csv.parts").exists()
+
+
+def stopped_run(key):
+    hist = small_spec().run(key=key)
+    hist.stopped = "non-finite loss or model at round 12"  # as simulate() reports a diverged run
+    return hist
+
+
+def test_history_that_stopped_early_is_marked_stopped():
+    df = pq.sweep(stopped_run, seeds=[0], progress=False)
+    assert set(df["status"]) == {"stopped"}
+    assert df["error"].iloc[0].startswith("non-finite")
+    assert len(df) == 4
+
+
+def counting_run(a, key, log):
+    with open(log, "a") as f:
+        f.write(f"{a},{key}\n")
+    return {"value": a * 10 + key}
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ""])
+def test_resume_skips_finished_runs(tmp_path, suffix):
+    log = tmp_path / "log.txt"
+    out = tmp_path / f"res{suffix}"
+    first = pq.sweep(counting_run, grid={"a": [1, 2], "log": [str(log)]}, seeds=[0], out=out, progress=False)
+    assert len(first) == 2
+    full = pq.sweep(counting_run, grid={"a": [1, 2, 3], "log": [str(log)]}, seeds=[0, 1], out=out, progress=False)
+    lines = log.read_text().split()
+    assert sorted(lines) == sorted(["1,0", "2,0", "1,1", "2,1", "3,0", "3,1"])  # each run exactly once
+    assert len(full) == 6 and full["run_id"].nunique() == 6
+    assert full["value"].tolist() == [10, 11, 20, 21, 30, 31]
+    again = pq.sweep(counting_run, grid={"a": [1, 2, 3], "log": [str(log)]}, seeds=[0, 1], out=out, progress=False)
+    assert len(log.read_text().split()) == 6
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), full.drop(columns="seconds"))
+    stored = pq.load_sweep(out)
+    assert stored["run_id"].nunique() == 6
+
+
+def test_failed_runs_are_retried_on_resume(tmp_path):
+    out = tmp_path / "res.parquet"
+    pq.sweep(flaky_run, grid={"a": [1, 2]}, seeds=[0], out=out, progress=False)
+    df = pq.sweep(scalar_run, grid={"a": [1, 2]}, seeds=[0], out=out, progress=False)
+    # scalar_run has the same grid, hence the same run ids: a=1 is kept, a=2 (failed) reruns.
+    assert df["status"].tolist() == ["ok", "ok"]
+    assert df["value"].tolist() == [1, 200]
+
+
+_KILL_SCRIPT = """
+import sys, time
+import pyqsgd as pq
+
+def run(a, key):
+    with open(sys.argv[2], "a") as f:
+        f.write(f"start {a} {key}\\n")
+    time.sleep(0.4)
+    with open(sys.argv[2], "a") as f:
+        f.write(f"end {a} {key}\\n")
+    return {"value": 10 * a + key}
+
+if __name__ == "__main__":
+    df = pq.sweep(run, grid={"a": [0, 1, 2, 3]}, seeds=[0, 1], out=sys.argv[1], progress=False)
+    print(len(df))
+"""
+
+
+def test_killed_sweep_resumes_without_loss_or_recomputation(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(_KILL_SCRIPT))
+    out, log = tmp_path / "res.parquet", tmp_path / "log.txt"
+    parts = tmp_path / "res.parquet.parts"
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(log)], cwd=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode != 0, "the sweep finished before it could be killed"
+    finished = {tuple(line.split()[1:]) for line in log.read_text().splitlines() if line.startswith("end")}
+    assert 3 <= len(finished) < 8
+    assert not out.exists()  # killed before combining
+
+    rerun = subprocess.run([sys.executable, str(script), str(out), str(log)], capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip() == "8"
+    lines = log.read_text().splitlines()
+    ends = [tuple(line.split()[1:]) for line in lines if line.startswith("end")]
+    starts = [tuple(line.split()[1:]) for line in lines if line.startswith("start")]
+    assert len(set(ends)) == 8
+    for run in finished:  # finished before the kill: never started again
+        assert starts.count(run) == 1
+    df = pq.load_sweep(out)
+    assert len(df) == 8 and df["run_id"].nunique() == 8
+    assert sorted(df["value"]) == sorted(10 * a + k for a in range(4) for k in (0, 1))
+    assert not parts.exists()
+
+
+def test_worker_processes_match_in_process(tmp_path):
+    spec = small_spec()
+    grid = {"method__compressor__k": [2, 4]}
+    serial = pq.sweep(spec, grid=grid, seeds=[0, 1], progress=False)
+    parallel = pq.sweep(spec, grid=grid, seeds=[0, 1], n_jobs=2, out=tmp_path / "par.parquet", progress=False)
+    cols = ["run_id", "round", "loss", "bits_up", "uploads"]
+    pd.testing.assert_frame_equal(serial[cols], parallel[cols], check_dtype=False)
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="lr or lr_factor"):
+        small_spec(lr=0.1)
+    with pytest.raises(ValueError, match="unknown simulate argument 'round'"):
+        pq.Spec(pq.ProblemSpec(), pq.methods.EFSignSGD(), round=3)
+    with pytest.raises(TypeError, match="method"):
+        pq.Spec(pq.ProblemSpec(), "EF21")
+    with pytest.raises(ValueError, match="name must be one of"):
+        pq.ProblemSpec("logit")
+
+
+def test_problem_spec_fallback_and_libsvm(monkeypatch):
+    monkeypatch.setenv("PYQSGD_DATA", "/nonexistent")
+    spec = pq.ProblemSpec("logistic", "no_such_file.svm", l2=1e-3)
+    with pytest.warns(RuntimeWarning, match="no_such_file"):
+        prob = spec.build()
+    assert prob.dim == 31  # breast_cancer + bias
+    with pytest.raises(FileNotFoundError):
+        pq.ProblemSpec("logistic", "no_such_file.svm", fallback=None).load_data()
+    assert pq.ProblemSpec("softmax", "digits").build().dim == 10 * 65
+    assert pq.ProblemSpec("least_squares", "synthetic", n_samples=100, n_features=5).build().dim == 6
+
+
+def test_reference_optimum_and_measure_table():
+    prob = pq.ProblemSpec("logistic", "breast_cancer", l2=1e-2).build()
+    f_star, x_star = experiment.reference_optimum(prob)
+    assert float(np.linalg.norm(prob.grad(x_star))) < 1e-5
+    hist = pq.simulate(prob, pq.methods.DCGD(pq.Identity()), n_workers=1, rounds=50, lr=1 / prob.smoothness())
+    assert hist.loss[-1] >= f_star - 1e-9
+    x = np.random.default_rng(0).standard_normal(64)
+    table = experiment.measure_table({"RandK": [pq.RandK(k=8), pq.RandK(k=16)], "TopK": pq.TopK(k=8)}, x, trials=50)
+    assert table["family"].tolist() == ["RandK", "RandK", "TopK"]
+    assert table.loc[0, "omega_theory"] == pytest.approx(7.0)
+    assert table.loc[0, "omega_lo"] < 7.0 < table.loc[0, "omega_hi"] * 1.5
+    assert table.loc[2, "delta"] >= table.loc[2, "delta_theory"] - 1e-9

@@ -3,7 +3,14 @@
 Compressors, aggregators, methods and a fast OpenMP simulator with exact wire-level bit
 accounting; the same compressor objects run in PyTorch DDP via ``pyqsgd.torch``.
 """
-from . import _core, data, methods, problems
+import os as _os
+
+# Idle OpenMP threads sleep instead of spinning: on a shared or oversubscribed machine spinning
+# threads made 2-thread runs many times slower than 1-thread runs. Set before the native module
+# loads libgomp; an explicit user setting wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _core, data, methods, problems  # noqa: E402
 from ._core import Key, Message
 from .combine import Chain, Induced, chain, induced
 from .experiment import ProblemSpec, Spec

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
-from scipy import stats
 
 from . import _core
 from ._validate import as_vector, check_int
@@ -43,6 +42,8 @@ def measure(c, x, trials=1000, key=0, confidence=0.95):
     >>> bool(m.omega_ci[0] < 3.0 < m.omega_ci[1])      # RandK omega = d/k - 1 = 3, exactly
     True
     """
+    from scipy import stats  # imported here: scipy.stats costs ~1 s at package import
+
     x = as_vector(x)
     trials = check_int("measure", "trials", trials, low=2)
     seed = check_int("measure", "key", key, low=0)

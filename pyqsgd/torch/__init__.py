@@ -16,6 +16,18 @@ Every rank runs its worker step on the bucket, the encoded messages go over ``al
 apply the same update. The hook returns ``step / lr``, so the optimizer's ``p -= lr * grad``
 applies exactly the method's step (see ``comm_hook``).
 
+Data path: a float32 CPU bucket becomes the float64 vector the native method works on in one
+conversion (``buffer.to(torch.float64).numpy()``; a float64 CPU bucket is a zero-copy view;
+float16/bfloat16 buckets are widened the same way), and the float64 step is written back into
+the bucket with one ``copy_`` (rounding to its dtype). Messages carry float32 values, as in
+the simulator. No Python code touches individual elements. After DDP's one-time bucket
+rebuild, a bucket whose parameters were reordered costs one extra gather/scatter (NumPy
+fancy indexing) to keep the method's coordinate order fixed.
+
+Not done (yet): all_reduce for linear / shared-seed compressors (everything goes over
+all_gather, which is correct for every compressor), overlap of communication with backward
+(the hook is synchronous), and downlink compression (no broadcast exists in all-gather DDP).
+
 Importing ``pyqsgd`` never imports torch; this module needs the ``[torch]`` extra.
 """
 try:

@@ -94,6 +94,17 @@ class MethodRunner {
         return out;
     }
 
+    // Restores arrays saved by state() (same method, m and d); size and name errors -> ValueError.
+    void set_state(const py::dict& s) {
+        NamedArrays arrays;
+        for (const auto& kv : s) {
+            const F64 a = F64::ensure(kv.second);
+            if (!a || a.ndim() != 1) throw std::invalid_argument("set_state: every value must be a 1-D float array");
+            arrays.push_back({kv.first.cast<std::string>(), std::vector<double>(a.data(), a.data() + a.size())});
+        }
+        method_->load_state(arrays);
+    }
+
    private:
     void check_worker(uint32_t i) const {
         if (i >= method_->info().m) throw std::invalid_argument("worker index out of range");
@@ -128,5 +139,6 @@ void bind_runner(py::module_& m) {
         .def("server", &MethodRunner::server, py::arg("t"), py::arg("lr"), py::arg("status"), py::arg("messages"))
         .def_property_readonly("last_downlink_bits", &MethodRunner::last_downlink_bits)
         .def_property_readonly("skip_bits", &MethodRunner::skip_bits)
-        .def("state", &MethodRunner::state);
+        .def("state", &MethodRunner::state)
+        .def("set_state", &MethodRunner::set_state, py::arg("state"));
 }

@@ -18,6 +18,28 @@ void Method::reset(const RunInfo& info, const double*) {
     if (downlink) downlink->check(info.d);
 }
 
+void Method::assign_state(const NamedArrays& s,
+                          const std::vector<std::pair<std::string, std::vector<double>*>>& slots) {
+    for (const auto& [name, v] : s) {
+        std::vector<double>* dst = nullptr;
+        for (const auto& [slot, p] : slots)
+            if (slot == name) dst = p;
+        if (!dst) fail(this->name() + ": load_state: unknown state array '" + name + "'");
+        if (v.size() != dst->size())
+            fail(this->name() + ": load_state: '" + name + "' has " + std::to_string(v.size()) +
+                 " entries, expected " + std::to_string(dst->size()) + " (saved for another d or m?)");
+    }
+    for (const auto& [slot, p] : slots) {
+        bool found = false;
+        for (const auto& [name, v] : s)
+            if (name == slot) {
+                *p = v;
+                found = true;
+            }
+        if (!found) fail(this->name() + ": load_state: missing state array '" + slot + "'");
+    }
+}
+
 void Method::compress_vector(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded,
                              Workspace& ws) const {
     const uint64_t d = info_.d;
@@ -74,6 +96,8 @@ int64_t EF::server(const Round&, const std::vector<Upload>& status, const std::v
 
 NamedArrays EF::state() const { return {{"error", e_}}; }
 
+void EF::load_state(const NamedArrays& s) { assign_state(s, {{"error", &e_}}); }
+
 // ---- EF21 -----------------------------------------------------------------------------------
 
 void EF21::reset(const RunInfo& info, const double* x0) {
@@ -121,6 +145,23 @@ int64_t EF21::server(const Round& r, const std::vector<Upload>& status, const st
 
 NamedArrays EF21::state() const { return {{"g_workers", gi_}, {"g", g_}}; }
 
+void EF21::load_state(const NamedArrays& s) {
+    // Optional "started" (one flag per worker) matters only with exact_init; by default a
+    // restored run counts every worker as started (a checkpoint is taken after some rounds).
+    NamedArrays rest;
+    std::vector<double> started(info_.m, 1.0);
+    for (const auto& kv : s) {
+        if (kv.first == "started") {
+            if (kv.second.size() != info_.m) fail("EF21: load_state: 'started' needs one entry per worker");
+            started = kv.second;
+        } else {
+            rest.push_back(kv);
+        }
+    }
+    assign_state(rest, {{"g_workers", &gi_}, {"g", &g_}});
+    for (uint32_t i = 0; i < info_.m; ++i) started_[i] = started[i] != 0.0;
+}
+
 // ---- DIANA ----------------------------------------------------------------------------------
 
 void DIANA::reset(const RunInfo& info, const double* x0) {
@@ -154,5 +195,7 @@ int64_t DIANA::server(const Round& r, const std::vector<Upload>& status, const s
 }
 
 NamedArrays DIANA::state() const { return {{"h_workers", hi_}, {"h", h_}}; }
+
+void DIANA::load_state(const NamedArrays& s) { assign_state(s, {{"h_workers", &hi_}, {"h", &h_}}); }
 
 }  // namespace pyqsgd

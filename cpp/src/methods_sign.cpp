@@ -67,6 +67,10 @@ NamedArrays LESignSGD::state() const {
     return {{"g_hat", gh_}, {"error", e_}, {"g_hat_mean", G_}, {"skip_streak", streak_}};
 }
 
+void LESignSGD::load_state(const NamedArrays& s) {
+    assign_state(s, {{"g_hat", &gh_}, {"error", &e_}, {"g_hat_mean", &G_}, {"skip_streak", &streak_}});
+}
+
 // ---- signSGD-MV / FV ------------------------------------------------------------------------
 
 SignVote::SignVote(VoteConfig cfg) : cfg_(cfg) {
@@ -195,6 +199,13 @@ NamedArrays SignVote::state() const {
         out.push_back({"weights", w_});
     }
     return out;
+}
+
+void SignVote::load_state(const NamedArrays& s) {
+    std::vector<std::pair<std::string, std::vector<double>*>> slots;
+    if (!mom_.empty()) slots.push_back({"momentum", &mom_});
+    if (cfg_.federated) slots.insert(slots.end(), {{"N", &N_}, {"A", &A_}, {"weights", &w_}});
+    assign_state(s, slots);
 }
 
 std::vector<double> SignVote::vote_weights() const {

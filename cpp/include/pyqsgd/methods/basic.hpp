@@ -27,6 +27,7 @@ class EF final : public Method {
     int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override;
+    void load_state(const NamedArrays& s) override;
 
    private:
     std::vector<double> e_;  // m x d error memory
@@ -43,6 +44,7 @@ class EF21 final : public Method {
     int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override;
+    void load_state(const NamedArrays& s) override;
 
    private:
     bool exact_init_;
@@ -61,6 +63,7 @@ class DIANA final : public Method {
     int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override;
+    void load_state(const NamedArrays& s) override;
 
    private:
     double alpha_;

@@ -61,6 +61,12 @@ class Method {
     // Bits a skipping worker sends (a flag), counted in bits_up.
     virtual uint64_t skip_bits() const { return 0; }
     virtual NamedArrays state() const = 0;
+    // Restores state saved from state() (same names and sizes, after reset() for the same run
+    // shape); used to checkpoint the DDP hook. Throws std::invalid_argument on a missing or
+    // unknown name or a size mismatch. The default accepts only an empty set (stateless methods).
+    virtual void load_state(const NamedArrays& s) {
+        if (!s.empty()) fail(name() + ": load_state is not implemented for this method");
+    }
     // Learned per-worker vote weights (federated voting); empty otherwise.
     virtual std::vector<double> vote_weights() const { return {}; }
 
@@ -86,6 +92,8 @@ class Method {
     template <class Coef>
     void weighted_sum(const std::vector<Upload>& status, const std::vector<float*>& decoded, Coef coef,
                       double* out) const;
+    // Copies each array of `s` into the slot with its name, checking sizes; every slot is required.
+    void assign_state(const NamedArrays& s, const std::vector<std::pair<std::string, std::vector<double>*>>& slots);
     // Estimator coefficient w_i / p_i (unbiased under partial participation).
     double est_coef(uint32_t i) const { return info_.weights[i] / info_.prob[i]; }
 };

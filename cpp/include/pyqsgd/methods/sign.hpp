@@ -20,6 +20,7 @@ class LESignSGD final : public Method {
                    const std::vector<Message>& msgs, double* step) override;
     uint64_t skip_bits() const override { return 1; }
     NamedArrays state() const override;
+    void load_state(const NamedArrays& s) override;
 
    private:
     uint32_t D_, t_bar_;
@@ -51,6 +52,7 @@ class SignVote final : public Method {
     int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override;
+    void load_state(const NamedArrays& s) override;
     std::vector<double> vote_weights() const override;
 
    private:

@@ -24,7 +24,9 @@ class Threshold(Compressor):
     Decoding checks k <= d, strictly increasing indices < d and exact section lengths.
 
     A chain stage: ``chain(Threshold(tau=...), QSGD(levels=4))`` quantizes the kept values
-    (indices stay exact; nothing after the count is sent when k = 0). No randomness: the
+    (indices stay exact; nothing after the count is sent when k = 0). A second stage of fixed
+    size such as ``TopK(k=5)`` fails on inputs where fewer than 5 entries survive; give it a
+    ``ratio`` instead. No randomness: the
     output depends only on x and tau, at any thread count.
 
     Parameters

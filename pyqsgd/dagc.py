@@ -131,9 +131,14 @@ def assign_ratios(volumes, mean_ratio):
     proportion to their r_i (water-filling, repeated until none exceeds 1); the average stays
     c̄ (possible since c̄ <= 1; c̄ = 1 gives all ones).
 
-    Edge cases: one worker gets c̄; equal volumes give c̄ for everyone; workers with equal
-    volumes get equal ratios; m = 2 always gives c̄ for both (the pinned worker j takes the
-    reference worker's share, and with two workers that is half each).
+    Edge cases: one worker gets c̄; equal volumes give c̄ for everyone; m = 2 always gives c̄
+    for both (the pinned worker j takes the reference worker's share, half each). Ties: only
+    the last worker of a group of equal volumes is a candidate, and when it wins it alone is
+    pinned, so equal volumes can get different ratios, as the spec's search implies: volumes
+    (8, 8, 1, 1) give r = (4, 1, 1, 1)/7 (the second 8 is pinned to the smallest share).
+    Within a tie group the sort is stable, so the caller's later index is the one pinned.
+    Under log-spaced volumes (no ties) the search picks j = m and the ratios are
+    non-increasing in volume.
 
     Parameters
     ----------

@@ -64,6 +64,18 @@ def test_ties_skip_candidates_and_give_equal_ratios():
     assert cr[1] == cr[2] and cr[0] == cr[4]
 
 
+def test_tie_group_member_can_be_pinned():
+    # (8, 8, 1, 1): p = (8, 8, 1, 1)/18, q ∝ (4, 4, 1, 1), S ∝ 10; j = 3 and j = 1 skipped.
+    # j=4: ref=3, Q=9, phi = (10 + 90)/18;  j=2: ref=4, Q=6, phi = (56 + 42)/18  <- smallest
+    # r_2 = 1/7, r_i = q_i/7: r = (4, 1, 1, 1)/7 -- the second 8 gets the smallest share.
+    out = ratio_search([8, 8, 1, 1])
+    assert [c[0] for c in out["candidates"]] == [4, 2]
+    np.testing.assert_allclose([c[3] for c in out["candidates"]], [100 / 18, 98 / 18], rtol=1e-13)
+    np.testing.assert_allclose(out["r"], np.array([4, 1, 1, 1]) / 7, rtol=1e-13)
+    # stable sort: of the two 8s in caller order (positions 1 and 3), the later one is pinned
+    np.testing.assert_allclose(assign_ratios([1, 8, 1, 8], 0.35), [0.2, 0.8, 0.2, 0.2], rtol=1e-13)
+
+
 def test_m1_and_equal_volumes_uniform():
     assert assign_ratios([7], 0.3).tolist() == [0.3]
     assert assign_thresholds([7], 0.3).tolist() == pytest.approx([0.3], rel=1e-15)

@@ -10,7 +10,7 @@ import os as _os
 # loads libgomp; an explicit user setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _core, data, methods, problems  # noqa: E402
+from . import _core, dagc, data, methods, problems, problems_py  # noqa: E402
 from ._core import Key, Message
 from .combine import Chain, Induced, chain, induced
 from .experiment import ProblemSpec, Spec
@@ -23,6 +23,8 @@ from .simulate import simulate
 from .sweeps import load_sweep, sweep
 from .votes import FederatedVote, MajorityVote
 from .threads import get_num_threads, set_num_threads, threads
+from .threshold import Threshold
+from .threshold import Threshold
 from .tnq import NonUniformQuantizer, Truncate, TruncatedQuantizer, TruncatedUniformQuantizer
 
 __version__ = getattr(_core, "__version__", "0.0.0")
@@ -33,6 +35,7 @@ __all__ = [
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
     "methods", "problems", "data", "MajorityVote", "FederatedVote", "Truncate", "NonUniformQuantizer", "TruncatedQuantizer",
     "TruncatedUniformQuantizer", "sweep", "load_sweep", "Spec", "ProblemSpec", "plot", "experiment",
+    "Threshold", "dagc", "problems_py",
 ]
 
 

@@ -24,7 +24,6 @@ from .sweeps import load_sweep, sweep
 from .votes import FederatedVote, MajorityVote
 from .threads import get_num_threads, set_num_threads, threads
 from .threshold import Threshold
-from .threshold import Threshold
 from .tnq import NonUniformQuantizer, Truncate, TruncatedQuantizer, TruncatedUniformQuantizer
 
 __version__ = getattr(_core, "__version__", "0.0.0")

@@ -71,12 +71,15 @@ class HookState:
         independent randomness (RandK index sets differ between buckets).
     process_group : ProcessGroup or None
         The group to communicate over (None: the default group). Its ranks are the workers.
-    lr : float
-        The optimizer's learning rate. It must equal the lr of the plain SGD optimizer that
-        applies the gradients: the hook returns ``step / lr`` so ``p -= lr * grad`` applies the
-        method's step. EF puts lr inside its error memory (p = lr g + e) and LE-SignGD's lazy
-        rule divides by lr, so for them the value matters; set ``state.lr`` when a scheduler
-        changes it.
+    lr : float, default 1.0
+        The learning rate of the plain SGD optimizer that applies the gradients: the hook
+        returns ``step / lr`` so ``p -= lr * grad`` applies the method's step. For DCGD, EF21,
+        DIANA and the vote methods lr cancels. EF puts lr inside its error memory
+        (p = lr g + e) and LE-SignGD's lazy rule divides by lr: with a constant lr the default
+        1.0 gives exactly the same updates whenever the compressor is positively homogeneous
+        (C(a x) = a C(x): TopK, RandK, QSGD, TernGrad, (Scaled)Sign, TNQ); with Natural or
+        Threshold, or when a scheduler changes lr, pass the optimizer's lr (and set
+        ``state.lr`` on every change).
     world_size : int or None
         Expected number of ranks. None takes it from the process group (at construction if
         torch.distributed is initialised, else at the first hook call). A mismatch with the
@@ -135,8 +138,7 @@ class HookState:
             raise ValueError("HookState: downlink compression is not supported in DDP: every rank runs the server "
                              "step itself, so there is no broadcast to compress; use downlink=None")
         if lr is None:
-            raise ValueError("HookState: lr is required (the learning rate of the SGD optimizer applying the "
-                             "gradients)")
+            lr = 1.0
         self.method = method
         self.key = as_key(key).seed
         self.process_group = process_group

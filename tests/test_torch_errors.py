@@ -37,8 +37,7 @@ def test_hookstate_validates_its_parameters():
         pqt.HookState(pq.TopK(k=3), lr=0.1)  # a compressor, not a method
     with pytest.raises(TypeError, match="pyqsgd method"):
         pqt.HookState("EF21", lr=0.1)
-    with pytest.raises(ValueError, match="lr is required"):
-        pqt.HookState(pq.methods.EF(pq.TopK(k=3)))
+    assert pqt.HookState(pq.methods.EF(pq.TopK(k=3))).lr == 1.0  # the default
     with pytest.raises(ValueError, match="lr"):
         pqt.HookState(pq.methods.EF(pq.TopK(k=3)), lr=-1.0)
     with pytest.raises(ValueError, match="downlink"):

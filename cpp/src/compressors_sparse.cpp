@@ -134,6 +134,24 @@ void read_values(SectionCursor& cur, uint64_t k, std::vector<float>& v, const ch
 }
 }  // namespace
 
+// ---- SparseStage ----------------------------------------------------------------------------
+
+void SparseStage::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
+    Selection& sel = ws.child(0).sel;
+    select(x, d, key, msg, ws, sel);
+    if (!sel.values.empty()) write_values(sel.values, msg);
+}
+
+void SparseStage::decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
+                         Workspace& ws) const {
+    Selection& sel = ws.child(0).sel;
+    read_selection(msg, cur, d, key, ws, sel);
+    const uint64_t k = sel.indices.size();
+    if (k > 0) read_values(cur, k, sel.values, name().c_str());
+    sel.values.resize(k);
+    place_selection(sel, sel.values.data(), d, out);
+}
+
 // ---- TopK -----------------------------------------------------------------------------------
 
 void TopK::select(const float* x, uint64_t d, const Key&, Message& msg, Workspace& ws, Selection& sel) const {
@@ -147,20 +165,6 @@ void TopK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const 
                           Selection& sel) const {
     sel.dense = false;
     decode_indices(cur.next("TopK"), p_.resolve(d), d, sel.indices, "TopK");
-}
-
-void TopK::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
-    Selection& sel = ws.child(0).sel;
-    select(x, d, key, msg, ws, sel);
-    write_values(sel.values, msg);
-}
-
-void TopK::decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
-                  Workspace& ws) const {
-    Selection& sel = ws.child(0).sel;
-    read_selection(msg, cur, d, key, ws, sel);
-    read_values(cur, sel.indices.size(), sel.values, "TopK");
-    place_selection(sel, sel.values.data(), d, out);
 }
 
 Properties TopK::properties(uint64_t d) const {
@@ -188,20 +192,6 @@ void RandK::read_selection(const Message&, SectionCursor& cur, uint64_t d, const
         sample_subset(key, d, k, ws, sel.indices);
     else
         decode_indices(cur.next("RandK"), k, d, sel.indices, "RandK");
-}
-
-void RandK::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
-    Selection& sel = ws.child(0).sel;
-    select(x, d, key, msg, ws, sel);
-    write_values(sel.values, msg);
-}
-
-void RandK::decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
-                   Workspace& ws) const {
-    Selection& sel = ws.child(0).sel;
-    read_selection(msg, cur, d, key, ws, sel);
-    read_values(cur, sel.indices.size(), sel.values, "RandK");
-    place_selection(sel, sel.values.data(), d, out);
 }
 
 Properties RandK::properties(uint64_t d) const {

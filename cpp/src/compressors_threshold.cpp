@@ -70,29 +70,6 @@ void Threshold::read_selection(const Message&, SectionCursor& cur, uint64_t d, c
     decode_indices(cur.next("Threshold"), k, d, sel.indices, "Threshold");
 }
 
-void Threshold::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
-    Selection& sel = ws.child(0).sel;
-    select(x, d, key, msg, ws, sel);
-    const uint64_t k = sel.values.size();
-    if (k == 0) return;
-    Section& s = msg.add(32 * k);
-    std::memcpy(s.words.data(), sel.values.data(), k * sizeof(float));
-}
-
-void Threshold::decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
-                       Workspace& ws) const {
-    Selection& sel = ws.child(0).sel;
-    read_selection(msg, cur, d, key, ws, sel);
-    const uint64_t k = sel.indices.size();
-    sel.values.resize(k);
-    if (k > 0) {
-        const Section& s = cur.next("Threshold");
-        expect_bits(s, 32 * k, "Threshold values");
-        std::memcpy(sel.values.data(), s.words.data(), k * sizeof(float));
-    }
-    place_selection(sel, sel.values.data(), d, out);
-}
-
 Properties Threshold::properties(uint64_t) const {
     Properties p;  // biased; only the absolute bound ||C(x) - x||^2 <= d tau^2 holds
     p.unbiased = false;

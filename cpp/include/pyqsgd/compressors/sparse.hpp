@@ -27,19 +27,25 @@ void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vec
 // Uniform k-subset of [0, d) by Floyd's algorithm on draws of `key`; sorted.
 void sample_subset(const Key& key, uint64_t d, uint64_t k, Workspace& ws, std::vector<uint32_t>& idx);
 
-class TopK final : public Compressor, public Selector {
+// A sparsifier used on its own: its selection sections, then the kept values as float32 (no
+// values section when nothing is kept). TopK, RandK and Threshold differ only in select().
+class SparseStage : public Compressor, public Selector {
+   public:
+    void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const final;
+    void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
+                Workspace& ws) const final;
+    const Selector* as_selector() const final { return this; }
+};
+
+class TopK final : public SparseStage {
    public:
     explicit TopK(SparsityParam p) : p_(p) {}
     std::string name() const override { return "TopK(" + p_.text() + ")"; }
     uint16_t tag() const override { return kTopK; }
     void check(uint64_t d) const override { p_.check(d, "TopK"); }
-    void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
-    void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
-                Workspace& ws) const override;
     Properties properties(uint64_t d) const override;
     bool unbiased() const override { return false; }
     bool checks_finite() const override { return true; }
-    const Selector* as_selector() const override { return this; }
     void select(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws,
                 Selection& sel) const override;
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,
@@ -54,7 +60,7 @@ class TopK final : public Compressor, public Selector {
 
 // (d/k) x_j on a uniform k-subset. shared_seed: indices are regenerated from the shared key by
 // the receiver and not sent (32k bits); otherwise they are sent (32k + index_bits(k, d)).
-class RandK final : public Compressor, public Selector {
+class RandK final : public SparseStage {
    public:
     RandK(SparsityParam p, bool shared_seed) : p_(p), shared_seed_(shared_seed) {}
     std::string name() const override {
@@ -62,12 +68,8 @@ class RandK final : public Compressor, public Selector {
     }
     uint16_t tag() const override { return kRandK; }
     void check(uint64_t d) const override { p_.check(d, "RandK"); }
-    void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
-    void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
-                Workspace& ws) const override;
     Properties properties(uint64_t d) const override;
     bool unbiased() const override { return true; }
-    const Selector* as_selector() const override { return this; }
     void select(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws,
                 Selection& sel) const override;
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,

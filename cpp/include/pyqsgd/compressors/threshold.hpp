@@ -13,18 +13,14 @@
 
 namespace pyqsgd {
 
-class Threshold final : public Compressor, public Selector {
+class Threshold final : public SparseStage {
    public:
     // tau >= 0 and finite (tau = 0 keeps every coordinate).
     explicit Threshold(double tau);
     std::string name() const override;
     uint16_t tag() const override { return kThreshold; }
-    void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
-    void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
-                Workspace& ws) const override;
     Properties properties(uint64_t d) const override;
     bool unbiased() const override { return false; }
-    const Selector* as_selector() const override { return this; }
     void select(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws,
                 Selection& sel) const override;
     void read_selection(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, Workspace& ws,

@@ -39,3 +39,19 @@ def test_tnq_sgd_close_to_uncompressed_sgd(prob):
         assert bits == 20 * 600 * (32 + prob.dim * b)
         assert gap < 4 * base, (b, gap, base)
         assert gap < 5e-2 * initial
+
+
+@pytest.mark.parametrize("method", [
+    pq.methods.DCGD(pq.TruncatedQuantizer(bits=3)),
+    pq.methods.EF(pq.TruncatedQuantizer(bits=2)),
+    pq.methods.EF21(pq.chain(pq.TopK(ratio=0.5), pq.TruncatedQuantizer(bits=3))),
+    pq.methods.EF21(pq.chain(pq.Truncate(threshold="laplace", bits=3), pq.NonUniformQuantizer(bits=3))),
+    pq.methods.DIANA(pq.NonUniformQuantizer(bits=3)),
+    pq.methods.DCGD(pq.induced(pq.TopK(ratio=0.1), pq.NonUniformQuantizer(bits=2))),
+], ids=repr)
+def test_tnq_stages_work_in_every_method(method):
+    X, y = pq.data.load_bundled("breast_cancer", add_bias=True)
+    prob = pq.problems.LogisticRegression(X, y, l2=1e-2)
+    h = pq.simulate(prob, method, n_workers=5, rounds=100, lr=0.5 / prob.smoothness(), key=0, log_every=100)
+    assert h.loss[-1] < 0.5 * h.loss[0]
+    assert h.stopped is None

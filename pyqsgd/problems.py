@@ -97,6 +97,11 @@ class Problem:
         """Smoothness constant L of the loss over ``indices``: sup phi'' lambda_max(A^T A/|S|) + l2."""
         return self._native.smoothness(self._idx(indices))
 
+    def worker_smoothness(self, partition):
+        """Per-worker smoothness constants L_i of the local objectives f_i (one per shard), e.g.
+        for EF21's L~ = sqrt(mean L_i^2) in its theory step size."""
+        return np.array([self.smoothness(p) for p in partition], dtype=np.float64)
+
     def __repr__(self):
         return f"{type(self).__name__}(n={self.n_samples}, d={self.shape[1]}, l2={self.l2!r})"
 

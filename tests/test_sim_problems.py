@@ -158,3 +158,16 @@ def test_bad_evaluation_input():
         prob.grad(np.ones(2), [0, 3])
     with pytest.raises(ValueError, match="non-empty"):
         prob.grad(np.ones(2), np.array([], np.int64))
+
+
+def test_worker_smoothness_matches_shards():
+    import pyqsgd as pq
+
+    A = np.random.default_rng(3).standard_normal((120, 6)).astype(np.float32)
+    prob = pq.problems.LeastSquares(A, np.zeros(120, dtype=np.float32), l2=0.1)
+    parts = pq.data.partition(120, 3, key=1)
+    Ls = prob.worker_smoothness(parts)
+    for L_i, p in zip(Ls, parts):
+        Ai = A[p].astype(np.float64)
+        assert L_i >= np.linalg.eigvalsh(Ai.T @ Ai / len(p)).max() + 0.1 - 1e-9
+        assert L_i == pytest.approx(np.linalg.eigvalsh(Ai.T @ Ai / len(p)).max() + 0.1, rel=1e-6)

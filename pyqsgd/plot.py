@@ -1,5 +1,6 @@
 """Plots for studies (matplotlib, imported on first use): convergence, compressor error versus
-bits, partitions, vote weights, and gradient histograms with quantizer levels.
+bits, partitions, DAGC's per-worker compression, vote weights, and gradient histograms with
+quantizer levels.
 
 Every function draws on ``ax`` (or a new figure), returns the Axes (Figure for multi-panel
 plots) and, with ``save="file.png"`` (or ``.pdf``), writes the figure.
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["convergence", "compressor_error", "partition", "vote_weights", "quantizer", "savefig"]
+__all__ = ["convergence", "compressor_error", "partition", "dagc_assignment", "vote_weights", "quantizer",
+           "savefig"]
 
 _XLABELS = {"round": "round", "bits": "bits (uplink + downlink)", "bits_up": "uplink bits (all workers)",
             "bits_down": "downlink bits", "uploads": "uploads (all workers)"}
@@ -276,6 +278,70 @@ def partition(parts, labels=None, *, save=None, title=None, figsize=(9, 3.4)):
         axes[1].set_title("label mix")
         if len(classes) <= 12:
             axes[1].legend(fontsize=7, title="class", bbox_to_anchor=(1.01, 1), loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if save:
+        savefig(fig, save)
+    return fig
+
+
+def dagc_assignment(volumes, *, ratio=None, threshold=None, d=None, save=None, title=None, figsize=(9, 3.4)):
+    """DAGC's per-worker compression versus data volume (ALGORITHMS.md §4.5), log-log axes.
+
+    One panel per budget given, worker volumes on x:
+
+    * ``ratio`` (DAGC-R): the TopK ratios cr_i = :func:`pyqsgd.dagc.assign_ratios` (average
+      ``ratio``); with ``d`` also the integer sizes k_i / d that :class:`pyqsgd.methods.DAGC`
+      sends (:func:`pyqsgd.dagc.topk_counts`).
+    * ``threshold`` (DAGC-A): the hard thresholds lambda_i = :func:`pyqsgd.dagc.assign_thresholds`
+      (harmonic mean ``threshold``), proportional to n_i^(-2/3).
+
+    The uniform budget is a dashed line. ``volumes``: one data volume per worker (e.g. shard
+    sizes), any order. Returns the Figure.
+
+    >>> import pyqsgd as pq
+    >>> fig = pq.plot.dagc_assignment([27, 8, 1], ratio=0.17, threshold=0.5)
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['TopK ratio', 'threshold λᵢ']
+    """
+    from .dagc import _volumes, assign_ratios, assign_thresholds, topk_counts
+
+    vol = _volumes(volumes, "plot.dagc_assignment")
+    if ratio is None and threshold is None:
+        raise ValueError("plot.dagc_assignment: give ratio= (DAGC-R), threshold= (DAGC-A), or both")
+    panels = (ratio is not None) + (threshold is not None)
+    fig, axes = _plt().subplots(1, panels, figsize=figsize if panels == 2 else (figsize[0] / 2, figsize[1]))
+    axes = list(np.atleast_1d(axes))
+    order = np.argsort(vol)
+    xs = vol[order]
+    if ratio is not None:
+        ax = axes.pop(0)
+        cr = assign_ratios(vol, ratio)
+        ax.plot(xs, cr[order], "o-", color="C1", label="DAGC-R ratio crᵢ")
+        if d is not None:
+            k = topk_counts(cr, int(d))
+            ax.plot(xs, k[order] / int(d), "x", color="k", label=f"sent kᵢ / d (d = {int(d)})")
+        ax.axhline(float(ratio), color="0.4", ls="--", lw=1, label=f"uniform TopK c̄ = {float(ratio):g}")
+        ax.set_ylabel("TopK ratio")
+        ax.set_title("DAGC-R: more data, milder compression")
+    if threshold is not None:
+        ax = axes.pop(0)
+        lam = assign_thresholds(vol, threshold)
+        ax.plot(xs, lam[order], "o-", color="C2", label=r"DAGC-A threshold λᵢ ∝ $n_i^{-2/3}$")
+        ax.axhline(float(threshold), color="0.4", ls="--", lw=1, label=f"uniform λ = {float(threshold):.3g}")
+        ax.set_ylabel("threshold λᵢ")
+        ax.set_title("DAGC-A: more data, lower threshold")
+    from matplotlib import ticker
+
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
+            scale("log")
+            axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))  # 1-2-5 labels, no overlap
+            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("worker data volume nᵢ")
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

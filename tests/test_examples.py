@@ -23,7 +23,7 @@ pytestmark = pytest.mark.examples
 
 def test_examples_exist():
     names = {p.stem for p in SCRIPTS}
-    assert {"quickstart", "compressors", "error_feedback", "sign_methods", "tnqsgd"} <= names
+    assert {"quickstart", "compressors", "error_feedback", "sign_methods", "tnqsgd", "dagc"} <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)

@@ -103,6 +103,30 @@ def test_partition_plot(tmp_path):
     assert len(fig.axes) == 1
 
 
+def test_dagc_assignment_plot(tmp_path):
+    vol = np.array([30, 400, 90, 1200, 60])
+    fig = pq.plot.dagc_assignment(vol, ratio=0.05, threshold=0.01, d=500, save=tmp_path / "dagc.png")
+    assert len(fig.axes) == 2 and (tmp_path / "dagc.png").stat().st_size > 0
+    order = np.argsort(vol)
+    ratio_line, sent, uniform = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(ratio_line.get_xdata(), vol[order])
+    np.testing.assert_allclose(ratio_line.get_ydata(), pq.dagc.assign_ratios(vol, 0.05)[order])
+    k = pq.dagc.topk_counts(pq.dagc.assign_ratios(vol, 0.05), 500)
+    np.testing.assert_allclose(sent.get_ydata(), k[order] / 500)
+    np.testing.assert_allclose(uniform.get_ydata(), 0.05)
+    lam = fig.axes[1].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(lam, pq.dagc.assign_thresholds(vol, 0.01)[order])
+    assert np.all(np.diff(lam) < 0)  # more data, lower threshold
+    assert all(ax.get_xscale() == "log" and ax.get_yscale() == "log" for ax in fig.axes)
+    fig = pq.plot.dagc_assignment(vol, threshold=0.01)
+    assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "threshold λᵢ"
+    assert len(pq.plot.dagc_assignment(vol, ratio=0.05).axes[0].get_lines()) == 2  # no d: no sent sizes
+    with pytest.raises(ValueError, match="ratio="):
+        pq.plot.dagc_assignment(vol)
+    with pytest.raises(ValueError, match="> 0"):
+        pq.plot.dagc_assignment([10, 0], ratio=0.1)
+
+
 def test_vote_weights_and_quantizer(prob):
     batches = [32, 4, 4, 4]
     h = pq.simulate(prob, pq.methods.SignSGDFV(T_in=5), n_workers=4, rounds=20, lr=1e-3, batch_size=batches)

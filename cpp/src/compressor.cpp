@@ -12,7 +12,7 @@ namespace pyqsgd {
 
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument(what); }
 
-uint32_t Compressor::fingerprint() const {
+uint32_t Compressor::compute_fingerprint() const {
     // FNV-1a of the canonical parameter text.
     uint32_t h = 2166136261u;
     for (unsigned char c : name()) {

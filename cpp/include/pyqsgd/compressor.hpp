@@ -5,6 +5,7 @@
 // in a caller-owned Workspace so that the simulator's per-round loop allocates nothing once
 // buffers have reached their size.
 #pragma once
+#include <atomic>
 #include <cmath>
 #include <deque>
 #include <cstdint>
@@ -95,11 +96,25 @@ class Compressor {
     // without decoding: cheap, allocation-free; throws std::invalid_argument.
     void check_message(const Message& msg) const;
 
-    uint32_t fingerprint() const;
+    // FNV-1a of name(), computed on first use and cached: compressors are immutable, and
+    // building the parameter text costs microseconds on every message otherwise. Any thread may
+    // compute it; all store the same value.
+    uint32_t fingerprint() const {
+        uint64_t v = fp_cache_.load(std::memory_order_relaxed);
+        if (v == 0) {
+            v = (uint64_t(1) << 32) | compute_fingerprint();
+            fp_cache_.store(v, std::memory_order_relaxed);
+        }
+        return uint32_t(v);
+    }
     // Header + check + encode. Validates d, finiteness, parameters before any parallel work.
     void compress(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const;
     // Checks tag, fingerprint and d; decodes; requires every section to be consumed.
     void decompress(const Message& msg, float* out, Workspace& ws) const;
+
+   private:
+    uint32_t compute_fingerprint() const;
+    mutable std::atomic<uint64_t> fp_cache_{0};  // bit 32 set = cached
 };
 
 using CompressorPtr = std::shared_ptr<const Compressor>;

@@ -1,7 +1,8 @@
 """simulate(): distributed training with many simulated workers.
 
 Native problems run as one GIL-free C++ call per chunk of rounds, parallel over workers;
-Python problems (objects with ``loss(x)``, ``grad(x, indices)``, ``n_samples``) take a slower
+Python problems (objects with ``loss(x)``, ``grad(x, indices)`` and a sample count: ``n_samples``,
+``len()``, or an explicit partition) take a slower
 path with the same sampling, methods and accounting.
 """
 from __future__ import annotations
@@ -146,9 +147,7 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     if native_problem:
         n, d = problem.n_samples, problem.dim
     else:
-        n = getattr(problem, "n_samples", None)
-        if not isinstance(n, numbers.Integral) or n < 1:
-            raise TypeError("simulate: a Python problem needs an integer attribute n_samples >= 1")
+        n = _python_samples(problem, partition)
         d = getattr(problem, "dim", None)
         if d is None and x0 is None:
             raise ValueError("simulate: give x0 (or a `dim` attribute) for a Python problem")
@@ -219,7 +218,7 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
                     stopped = f"non-finite loss, gradient or model at round {done}"
                     break
         else:
-            stopped = _run_python(problem, sim, cfg, rounds, x0, bar)
+            stopped = _run_python(problem, sim, cfg, rounds, x0, bar, n)
     except KeyboardInterrupt:
         stopped = f"interrupted at round {sim.round}"
     finally:
@@ -238,17 +237,30 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     return History(arrays, x, state, meta, stopped)
 
 
-def _python_metrics(problem, x):
-    n = problem.n_samples
+def _python_samples(problem, partition):
+    """Sample count of a Python problem: ``n_samples``, else ``len(problem)``, else implied by an
+    explicit partition (largest index + 1)."""
+    n = getattr(problem, "n_samples", None)
+    if n is None and hasattr(problem, "__len__"):
+        n = len(problem)
+    if n is None and partition is not None:
+        n = 1 + max(int(np.max(p)) for p in partition if len(p))
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise TypeError("simulate: a Python problem needs its sample count: an integer attribute n_samples >= 1, "
+                        "__len__, or an explicit partition")
+    return int(n)
+
+
+def _python_metrics(problem, x, n):
     loss = float(problem.loss(x))
     g = np.asarray(problem.grad(x, np.arange(n)), dtype=np.float64)
     return loss, float(g @ g)
 
 
-def _run_python(problem, sim, cfg, rounds, x0, bar):
+def _run_python(problem, sim, cfg, rounds, x0, bar, n):
     """The slower path: Python computes each participant's local vector, C++ does the rest."""
     m, d = cfg.m, x0.shape[0]
-    if not sim.log_external(*_python_metrics(problem, sim.x)):
+    if not sim.log_external(*_python_metrics(problem, sim.x, n)):
         return "non-finite loss or model at round 0"
     V = np.zeros((m, d))
     for t in range(rounds):
@@ -266,10 +278,10 @@ def _run_python(problem, sim, cfg, rounds, x0, bar):
             # A vector for the wire was NaN/Inf or overflowed float32: log this round (unless
             # it already is) and stop.
             if not sim.due_for_log:
-                sim.log_external(*_python_metrics(problem, x))
+                sim.log_external(*_python_metrics(problem, x, n))
             return f"non-finite loss, gradient or model at round {sim.round}"
         if bar is not None:
             bar.update(1)
-        if sim.due_for_log and not sim.log_external(*_python_metrics(problem, sim.x)):
+        if sim.due_for_log and not sim.log_external(*_python_metrics(problem, sim.x, n)):
             return f"non-finite loss or model at round {sim.round}"
     return None

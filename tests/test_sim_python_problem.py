@@ -183,3 +183,35 @@ def test_no_warning_on_normal_runs(data):
         hist = pq.simulate(pq.problems.LogisticRegression(A, y), pq.methods.EF21(pq.TopK(k=2)), n_workers=M,
                            rounds=20, lr=0.5)
     assert hist.stopped is None
+
+
+def test_python_problem_sample_count_from_len_or_partition():
+    """DESIGN.md asks only for loss(x) and grad(x, indices): the sample count may come from
+    __len__ or from an explicit partition instead of n_samples."""
+    import pyqsgd as pq
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((40, 3))
+    b = A @ np.array([1.0, -2.0, 0.5])
+
+    class Minimal:
+        def loss(self, x):
+            return 0.5 * np.mean((A @ x - b) ** 2)
+
+        def grad(self, x, indices):
+            Ai = A[indices]
+            return Ai.T @ (Ai @ x - b[indices]) / len(indices)
+
+    class WithLen(Minimal):
+        def __len__(self):
+            return 40
+
+    parts = pq.data.partition(40, 4, key=0)
+    h1 = pq.simulate(Minimal(), pq.methods.DCGD(pq.Identity()), n_workers=4, rounds=5, lr=0.1, partition=parts,
+                     x0=np.zeros(3))
+    h2 = pq.simulate(WithLen(), pq.methods.DCGD(pq.Identity()), n_workers=4, rounds=5, lr=0.1, partition=parts,
+                     x0=np.zeros(3))
+    np.testing.assert_array_equal(h1.x, h2.x)
+    assert h1.loss[-1] < h1.loss[0]
+    with pytest.raises(TypeError, match="sample count"):
+        pq.simulate(Minimal(), pq.methods.DCGD(pq.Identity()), n_workers=4, rounds=1, lr=0.1, x0=np.zeros(3))

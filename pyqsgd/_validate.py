@@ -26,6 +26,10 @@ def as_vector(x, name="x"):
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}; flatten it first (x.ravel())")
     if arr.size == 0:
         raise ValueError(f"{name} must be non-empty")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        big = float(np.max(np.abs(arr)))  # NaN/Inf pass through: the kernel names them
+        if np.isfinite(big) and big > float(np.finfo(np.float32).max):
+            raise ValueError(f"{name} has values up to {big:.3g}, beyond float32 (3.4e38); rescale {name}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 

@@ -69,7 +69,13 @@ def _probabilities(participation, m):
 def _partition(partition, n, m, key):
     if partition is None:
         return _iid_partition(n, m, key)
-    parts = [np.ascontiguousarray(p, dtype=np.int64) for p in partition]
+    parts = []
+    for i, p in enumerate(partition):
+        a = np.asarray(p)
+        if a.dtype == bool or a.dtype.kind not in "iu":
+            raise TypeError(f"simulate: partition shard {i} must be an integer index array, got dtype {a.dtype}"
+                            + ("; convert a boolean mask with np.flatnonzero(mask)" if a.dtype == bool else ""))
+        parts.append(np.ascontiguousarray(a, dtype=np.int64))
     if len(parts) != m:
         raise ValueError(f"simulate: partition has {len(parts)} shards for n_workers={m}")
     for i, p in enumerate(parts):
@@ -79,6 +85,10 @@ def _partition(partition, n, m, key):
             raise ValueError(f"simulate: worker {i} has an empty shard; every worker needs data")
         if p.min() < 0 or p.max() >= n:
             raise ValueError(f"simulate: partition shard {i} has indices outside [0, {n})")
+    everything = np.concatenate(parts)
+    if np.unique(everything).size != everything.size:
+        raise ValueError("simulate: partition shards overlap or repeat an index; shards must be disjoint "
+                         "(pyqsgd.data.partition builds valid ones)")
     return parts
 
 
@@ -197,6 +207,7 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     }
     if chunk is None:
         chunk = max(1, math.ceil(rounds / 200))
+    chunk = check_int("simulate", "chunk", chunk, low=1)
     stopped = None
     bar = None
     if progress:

@@ -45,8 +45,9 @@ class FederatedVote(Params):
     """Weighted vote sign(sum_i w_i s_i) with weights learned online (signSGD-FV).
 
     Each call to :meth:`aggregate` is one round: it votes with the current weights (plain
-    majority for the first ``T_in`` rounds), then updates N_i <- lam N_i + d,
-    A_i <- lam A_i + #{j: s_ij = vote_j}, p_i = 1 - (A_i + eps)/(N_i + 2 eps),
+    majority for the first ``T_in`` rounds and until some worker has counts), then updates
+    N_i <- lam N_i + #{j: vote_j != 0}, A_i <- lam A_i + #{j: s_ij = vote_j} (a tied coordinate
+    is evidence about nobody), p_i = 1 - (A_i + eps)/(N_i + 2 eps),
     w_i = clip(ln((1 - p_i)/p_i), -W, W). State (``N``, ``A``, ``weights``, ``rounds``) is
     explicit; :meth:`reset` clears it. Messages must come in the same worker order each round.
     """
@@ -80,21 +81,25 @@ class FederatedVote(Params):
         msgs = _messages(messages)
         m, d = len(msgs), msgs[0].d
         if self.N is None:
-            self.N = np.zeros(m)
+            self.N = np.zeros((m, d) if self.per_coordinate else m)
             self.A = np.zeros((m, d) if self.per_coordinate else m)
             self.weights = np.zeros_like(self.A)
         if self.N.shape[0] != m:
             raise ValueError(f"FederatedVote: got {m} messages, but the state was learned for {self.N.shape[0]} "
                              "workers; call reset() first")
-        if self.rounds < self.T_in:
+        # Majority for the first T_in rounds and until some worker has counts (all weights 0
+        # would make every coordinate a tie).
+        if self.rounds < self.T_in or not np.any(self.N > 0):
             vote, _ = _core.sign_vote(msgs, None)
         else:
             vote, _ = _core.sign_vote(msgs, np.ascontiguousarray(self.weights, dtype=np.float64))
-        agree = np.stack([_core.sign_agreement(msg, vote) for msg in msgs]).astype(np.float64)
-        self.N = self.lam * self.N + (1.0 if self.per_coordinate else d)
-        self.A = self.lam * self.A + (agree if self.per_coordinate else agree.sum(axis=1))
-        n = self.N[:, None] if self.per_coordinate else self.N
-        p = 1.0 - (self.A + self.eps) / (n + 2 * self.eps)
+        code = np.stack([_core.sign_agreement(msg, vote) for msg in msgs])  # 0 no, 1 yes, 2 tie
+        agree, counted = (code == 1).astype(np.float64), (code != 2).astype(np.float64)
+        if not self.per_coordinate:
+            agree, counted = agree.sum(axis=1), counted.sum(axis=1)
+        self.N = self.lam * self.N + counted
+        self.A = self.lam * self.A + agree
+        p = 1.0 - (self.A + self.eps) / (self.N + 2 * self.eps)
         self.weights = np.clip(np.log((1.0 - p) / p), -self.W, self.W)
         self.rounds += 1
         return vote

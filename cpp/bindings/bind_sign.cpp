@@ -76,9 +76,9 @@ void bind_sign(py::module_& m) {
         [](const Message& msg, const F32& vote) {
             if (vote.ndim() != 1 || uint64_t(vote.shape(0)) != msg.d)
                 throw std::invalid_argument("vote must be 1-D with length d of the message");
-            py::array_t<uint8_t> agree(py::ssize_t(msg.d));
-            count_agreement(msg, vote.data(), msg.d, agree.mutable_data());
-            return agree;
+            py::array_t<uint8_t> code{py::ssize_t(msg.d)};
+            count_agreement(msg, vote.data(), msg.d, code.mutable_data());
+            return code;  // 0 disagree, 1 agree, 2 tie (not counted)
         },
         py::arg("message"), py::arg("vote"));
 }

@@ -81,7 +81,7 @@ void bind_simulator(py::module_& m) {
              })
         .def("step_external",
              [](Simulator& s, const F64& V) {
-                 if (V.ndim() != 2 || uint64_t(V.shape(1)) != s.dim())
+                 if (V.ndim() != 2 || uint64_t(V.shape(1)) != s.dim() || uint64_t(V.shape(0)) != s.workers())
                      throw std::invalid_argument("local vectors must be an (n_workers, d) float64 array");
                  const double* p = V.data();
                  py::gil_scoped_release release;

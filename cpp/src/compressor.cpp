@@ -11,6 +11,7 @@
 namespace pyqsgd {
 
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument(what); }
+[[noreturn]] void fail_overflow(const std::string& what) { throw Float32Overflow(what); }
 
 uint32_t Compressor::compute_fingerprint() const {
     // FNV-1a of the canonical parameter text.

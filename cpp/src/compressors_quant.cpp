@@ -58,7 +58,7 @@ void qsgd_codes_sse2(const float* x, const uint32_t* raw, int ngroups, double sc
 
 void QSGD::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
     const float nf = float(norm2(x, d));
-    if (!std::isfinite(nf)) fail("QSGD: ||x|| overflows float32; rescale x");
+    if (!std::isfinite(nf)) fail_overflow("QSGD: ||x|| overflows float32; rescale x");
     write_scale(msg, nf);
     const unsigned wdt = width();
     if (nf == 0.0f) {  // all codes zero

@@ -119,7 +119,7 @@ void gather(const float* x, const std::vector<uint32_t>& idx, float scale, std::
         m = std::max(m, std::fabs(out[i]));
     }
     if (!(m <= std::numeric_limits<float>::max()))
-        fail(std::string(who) + ": (d/k) x_j overflows float32; rescale x");
+        fail_overflow(std::string(who) + ": (d/k) x_j overflows float32; rescale x");
 }
 void write_values(const std::vector<float>& v, Message& msg) {
     Section& s = msg.add(32 * v.size());

@@ -37,7 +37,7 @@ float read_f32(SectionCursor& cur, const char* who, const char* what) {
 void require_finite_levels(const std::vector<float>& lv, const char* who, bool decoding) {
     if (std::isfinite(lv.back())) return;
     if (decoding) fail(std::string(who) + ": scale in message gives levels beyond float32 (malformed message)");
-    fail(std::string(who) + ": the quantization range overflows float32; rescale x");
+    fail_overflow(std::string(who) + ": the quantization range overflows float32; rescale x");
 }
 
 }  // namespace
@@ -164,7 +164,7 @@ float Truncate::threshold_for(const float* x, uint64_t d, Workspace& ws) const {
     const double g = double(float(estimate_gamma(x, d, gamma_, ws)));
     const uint32_t s = intervals(bits_);
     const float a = float(rule_ == Rule::kLaplace ? laplace_threshold(s, g) : uniform_threshold(s, g));
-    if (!std::isfinite(a)) fail("Truncate: the threshold overflows float32; rescale x");
+    if (!std::isfinite(a)) fail_overflow("Truncate: the threshold overflows float32; rescale x");
     return a;
 }
 
@@ -194,7 +194,8 @@ void Truncate::encode(const float* x, uint64_t d, const Key& key, Message& msg, 
 void Truncate::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
     const Section& s = cur.next("Truncate");
     expect_bits(s, 32 * d, "Truncate");
-    std::memcpy(out, s.words.data(), d * sizeof(float));
+    if (copy_checked(out, reinterpret_cast<const float*>(s.words.data()), d))
+        fail("Truncate: message holds NaN or Inf values (malformed message)");
 }
 
 Properties Truncate::properties(uint64_t d) const {
@@ -330,7 +331,7 @@ void TruncatedQuantizer::levels(float gamma, std::vector<float>& lv) const {
 
 void TruncatedQuantizer::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const {
     const float gamma = float(estimate_gamma(x, d, gamma_, ws));
-    if (!std::isfinite(gamma)) fail(name() + ": gamma-hat overflows float32; rescale x");
+    if (!std::isfinite(gamma)) fail_overflow(name() + ": gamma-hat overflows float32; rescale x");
     write_f32(msg, gamma);
     std::vector<float>& lv = ws.f(0);
     levels(gamma, lv);

@@ -86,7 +86,7 @@ void SignVote::reset(const RunInfo& info, const double* x0) {
     Method::reset(info, x0);
     const size_t m = info.m, d = info.d;
     mom_.assign(cfg_.worker_momentum > 0.0 ? m * d : 0, 0.0);
-    N_.assign(m, 0.0);
+    N_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
     A_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
     w_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
     vote_.assign(d, 0.0f);
@@ -128,7 +128,7 @@ void SignVote::update_weights() {
     };
     for (size_t i = 0; i < m; ++i) {
         if (cfg_.per_coordinate)
-            for (size_t j = 0; j < d; ++j) w_[i * d + j] = weight(A_[i * d + j], N_[i]);
+            for (size_t j = 0; j < d; ++j) w_[i * d + j] = weight(A_[i * d + j], N_[i * d + j]);
         else
             w_[i] = weight(A_[i], N_[i]);
     }
@@ -149,7 +149,18 @@ int64_t SignVote::server(const Round& r, const std::vector<Upload>& status, cons
         std::fill(step, step + d, 0.0);
         return 0;  // nobody voted: no broadcast
     }
-    const bool weighted = cfg_.federated && (cfg_.oracle || r.t >= cfg_.t_in);
+    // Weighted voting after the T_in majority rounds, and only once some voter has counts:
+    // before that every learned weight is 0 and the weighted vote would be all ties.
+    bool counted = cfg_.oracle;
+    for (size_t k = 0; k < who.size() && !counted; ++k) {
+        const size_t i = who[k];
+        if (cfg_.per_coordinate) {
+            for (uint64_t j = 0; j < d && !counted; ++j) counted = N_[i * d + j] > 0.0;
+        } else {
+            counted = N_[i] > 0.0;
+        }
+    }
+    const bool weighted = cfg_.federated && counted && (cfg_.oracle || r.t >= cfg_.t_in);
     uint64_t ties;
     std::vector<double> w(voters.size(), 1.0), W;  // weights of this round's voters
     if (!weighted) {
@@ -165,23 +176,25 @@ int64_t SignVote::server(const Round& r, const std::vector<Upload>& status, cons
         ties = sign_vote(voters, w.data(), d, vote_.data(), sums_.data());
     }
     if (cfg_.federated && !cfg_.oracle) {
-        // Agreement with the server's own vote estimates each worker's sign-error rate.
+        // Agreement with the server's own vote (or, leave-one-out, with the others' vote)
+        // estimates each worker's sign-error rate; tied reference coordinates are not counted.
+        const double lam = cfg_.lambda;
+        const double one = 1.0;
         for (size_t k = 0; k < who.size(); ++k) {
             const size_t i = who[k];
-            N_[i] = cfg_.lambda * N_[i] + (cfg_.per_coordinate ? 1.0 : double(d));
+            const double* wk = weighted ? (cfg_.per_coordinate ? W.data() + k * d : &w[k]) : &one;
+            const size_t stride = weighted && cfg_.per_coordinate ? 1 : 0;
+            const AgreementCount c = cfg_.leave_one_out
+                                         ? count_agreement_loo(*voters[k], sums_.data(), wk, stride, d, agree_.data())
+                                         : count_agreement(*voters[k], vote_.data(), d, agree_.data());
             if (cfg_.per_coordinate) {
-                if (cfg_.leave_one_out) {
-                    const double one = 1.0;
-                    const double* wk = weighted ? W.data() + k * d : &one;
-                    count_agreement_loo(*voters[k], sums_.data(), wk, weighted ? 1 : 0, d, agree_.data());
-                } else {
-                    count_agreement(*voters[k], vote_.data(), d, agree_.data());
+                for (uint64_t j = 0; j < d; ++j) {
+                    N_[i * d + j] = lam * N_[i * d + j] + double(agree_[j] != kTie);
+                    A_[i * d + j] = lam * A_[i * d + j] + double(agree_[j] == kAgree);
                 }
-                for (uint64_t j = 0; j < d; ++j) A_[i * d + j] = cfg_.lambda * A_[i * d + j] + agree_[j];
-            } else if (cfg_.leave_one_out) {
-                A_[i] = cfg_.lambda * A_[i] + double(count_agreement_loo(*voters[k], sums_.data(), &w[k], 0, d));
             } else {
-                A_[i] = cfg_.lambda * A_[i] + double(count_agreement(*voters[k], vote_.data(), d));
+                N_[i] = lam * N_[i] + double(c.counted);
+                A_[i] = lam * A_[i] + double(c.agree);
             }
         }
         update_weights();

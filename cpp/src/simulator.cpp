@@ -195,7 +195,9 @@ void Simulator::method_round(const std::vector<uint8_t>& active) {
         }
     }
     step_sq_.push_back(sq);
-    if (step_sq_.size() > 1024) step_sq_.erase(step_sq_.begin(), step_sq_.begin() + 512);
+    // Keep at least the window the method looks back over (LE-SignGD's D), trimming in bulk.
+    const size_t keep = std::max<size_t>(512, method_->history_needed());
+    if (step_sq_.size() > 2 * keep) step_sq_.erase(step_sq_.begin(), step_sq_.end() - long(keep));
     ++t_;
 }
 
@@ -250,6 +252,8 @@ bool Simulator::method_round_or_stop(const std::vector<uint8_t>& active) {
         method_round(active);
         return true;
     } catch (const NonFiniteError&) {
+        return false;
+    } catch (const Float32Overflow&) {  // a compressor's scaled values left float32: diverged
         return false;
     }
 }

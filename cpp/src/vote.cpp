@@ -63,30 +63,30 @@ uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const
     return vote_impl(msgs, d, out, [&](size_t i, uint64_t j) { return W[i * d + j]; }, sums);
 }
 
-uint64_t count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* agree) {
-    const uint64_t* w = sign_section(msg, d, "sign vote").words.data();
-    uint64_t n = 0;
-    for (uint64_t j = 0; j < d; ++j) {
-        const float s = ((w[j >> 6] >> (j & 63)) & 1u) ? -1.0f : 1.0f;
-        const bool a = s == vote[j];
-        n += a;
-        if (agree) agree[j] = a;
-    }
-    return n;
-}
-
-uint64_t count_agreement_loo(const Message& msg, const double* sums, const double* w, size_t w_stride, uint64_t d,
-                             uint8_t* agree) {
+namespace {
+template <class Reference>
+AgreementCount agreement(const Message& msg, uint64_t d, uint8_t* code, Reference ref) {
     const uint64_t* bits = sign_section(msg, d, "sign vote").words.data();
-    uint64_t n = 0;
+    AgreementCount c;
     for (uint64_t j = 0; j < d; ++j) {
         const double s = ((bits[j >> 6] >> (j & 63)) & 1u) ? -1.0 : 1.0;
-        const double rest = sums[j] - w[j * w_stride] * s;
-        const bool a = (rest > 0.0 && s > 0.0) || (rest < 0.0 && s < 0.0);
-        n += a;
-        if (agree) agree[j] = a;
+        const double v = ref(j, s);
+        const uint8_t a = v == 0.0 ? kTie : ((v > 0.0) == (s > 0.0) ? kAgree : kDisagree);
+        c.agree += a == kAgree;
+        c.counted += a != kTie;
+        if (code) code[j] = a;
     }
-    return n;
+    return c;
+}
+}  // namespace
+
+AgreementCount count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* code) {
+    return agreement(msg, d, code, [&](uint64_t j, double) { return double(vote[j]); });
+}
+
+AgreementCount count_agreement_loo(const Message& msg, const double* sums, const double* w, size_t w_stride,
+                                   uint64_t d, uint8_t* code) {
+    return agreement(msg, d, code, [&](uint64_t j, double s) { return sums[j] - w[j * w_stride] * s; });
 }
 
 }  // namespace pyqsgd

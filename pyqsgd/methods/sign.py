@@ -93,7 +93,10 @@ class SignSGDFV(SignSGDMV):
     """signSGD with federated (weighted) voting (Park, Poor, Lee, ISIT 2024, arXiv 2403.16372).
 
     s = sign(sum_i w_i s_i), w_i = ln((1 - p_i)/p_i) clipped to [-W, W]. The server learns p_i
-    online from agreement with its own vote: N_i <- lam N_i + d, A_i <- lam A_i + #{j: s_ij = s_j},
+    online from agreement with its own vote: N_i <- lam N_i + #{j: s_j != 0},
+    A_i <- lam A_i + #{j: s_ij = s_j} (ALGORITHMS.md adds d to N_i; a tied coordinate s_j = 0 is
+    evidence about nobody, and counting it as a disagreement drove every weight negative with an
+    even number of workers, inverting the vote),
     p_i = 1 - (A_i + eps)/(N_i + 2 eps). Plain MV for the first T_in rounds (counters still
     update). ``per_coordinate=True`` learns one weight per (worker, coordinate) (O(m d) state);
     ``oracle=True`` uses weights from the known batch sizes instead (w_i = W sqrt(B_i)/max sqrt(B),

@@ -136,6 +136,12 @@ class Selector {
 
 // Throws std::invalid_argument(prefix + message): used for every user-facing check.
 [[noreturn]] void fail(const std::string& what);
+// A value does not fit float32 on the wire: the caller should rescale x (a ValueError in Python).
+// Inside a simulation it means the run diverged, and the simulator stops cleanly on it.
+struct Float32Overflow : std::invalid_argument {
+    using std::invalid_argument::invalid_argument;
+};
+[[noreturn]] void fail_overflow(const std::string& what);
 // Throws unless every x[j] is finite (fixed blocks, parallel, deterministic message).
 void check_finite(const float* x, uint64_t d, const char* who);
 // ||x||_2 in double, summed in fixed blocks (identical at any thread count).

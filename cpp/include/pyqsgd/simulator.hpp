@@ -61,6 +61,7 @@ class Simulator {
     const std::vector<std::vector<double>>& vote_weights() const { return vote_log_; }
     const Method& method() const { return *method_; }
     uint64_t dim() const { return d_; }
+    uint32_t workers() const { return cfg_.m; }
 
    private:
     void local_vector(uint32_t i, double* v, Workspace& ws) const;

@@ -22,12 +22,19 @@ uint64_t sign_vote(const std::vector<const Message*>& msgs, const double* w, uin
 uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const double* W, uint64_t d, float* out,
                                   double* sums = nullptr);
 
-// agree[j] = 1 where the message's sign equals vote[j] (a zero vote agrees with nobody).
-uint64_t count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* agree = nullptr);
-// Agreement with the vote of the *other* workers: sign(sums[j] - w_j s_j) (leave-one-out);
-// w_j = w[j * w_stride] (stride 0: one weight for all coordinates).
-uint64_t count_agreement_loo(const Message& msg, const double* sums, const double* w, size_t w_stride, uint64_t d,
-                             uint8_t* agree = nullptr);
+// How a worker's sign compares with a reference vote, per coordinate (the counters of
+// federated voting). A tied reference (zero) is not evidence about the worker either way.
+enum Agreement : uint8_t { kDisagree = 0, kAgree = 1, kTie = 2 };
+struct AgreementCount {
+    uint64_t agree = 0, counted = 0;  // counted = coordinates whose reference is not a tie
+};
+
+// Against the vote itself: code[j] compares s_j with vote[j].
+AgreementCount count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* code = nullptr);
+// Against the *other* workers' vote sign(sums[j] - w_j s_j) (leave-one-out); w_j = w[j * w_stride]
+// (stride 0: one weight for all coordinates).
+AgreementCount count_agreement_loo(const Message& msg, const double* sums, const double* w, size_t w_stride,
+                                   uint64_t d, uint8_t* code = nullptr);
 
 // Downlink bits of a vote: d sign bits, plus a d-bit zero mask when some coordinate tied.
 inline uint64_t vote_bits(uint64_t d, uint64_t ties) { return ties ? 2 * d : d; }

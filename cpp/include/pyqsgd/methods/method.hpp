@@ -58,6 +58,8 @@ class Method {
     // downlink). Returns the downlink payload bits, or -1 for the default broadcast (32 d).
     virtual int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                            const std::vector<Message>& msgs, double* step) = 0;
+    // How many past ||x^{s+1} - x^s||^2 the method reads from Round::step_sq.
+    virtual size_t history_needed() const { return 0; }
     // Bits a skipping worker sends (a flag), counted in bits_up.
     virtual uint64_t skip_bits() const { return 0; }
     virtual NamedArrays state() const = 0;

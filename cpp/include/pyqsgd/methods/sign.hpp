@@ -19,6 +19,7 @@ class LESignSGD final : public Method {
     int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                    const std::vector<Message>& msgs, double* step) override;
     uint64_t skip_bits() const override { return 1; }
+    size_t history_needed() const override { return D_; }
     NamedArrays state() const override;
     void load_state(const NamedArrays& s) override;
 

@@ -46,9 +46,10 @@ def main():
 
     prob = pq.ProblemSpec("logistic", "breast_cancer", l2=1e-2).build()
     L = prob.smoothness()
-    print(f"1. EF-SignGD vs LE-SignGD on {prob!r}, 10 workers, {rounds} rounds")
+    print(f"1. GD vs EF-SignGD vs LE-SignGD on {prob!r}, 10 workers, {rounds} rounds")
     lazy = {}
-    for name, method in [("EF-SignGD", pq.methods.EFSignSGD()), ("LE-SignGD", pq.methods.LESignSGD())]:
+    for name, method in [("GD", pq.methods.DCGD(pq.Identity())), ("EF-SignGD", pq.methods.EFSignSGD()),
+                         ("LE-SignGD", pq.methods.LESignSGD())]:
         h = pq.simulate(prob, method, n_workers=10, rounds=rounds, lr=1 / L, key=0, log_every=max(1, rounds // 50))
         lazy[name] = h
         skip = 1 - h.uploads[-1] / (10 * rounds)

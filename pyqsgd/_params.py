@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
+
 __all__ = ["Params"]
 
 
@@ -39,7 +41,31 @@ class Params:
         return out
 
     def set_params(self, **params):
-        """Sets parameters (nested ``a__b`` names allowed), re-validates, returns ``self``."""
+        """Sets parameters (nested ``a__b`` names allowed), re-validates, returns ``self``.
+
+        All or nothing: when a value is rejected the object (and its nested objects) keep their
+        previous parameters.
+        """
+        saved = self._snapshot()
+        try:
+            return self._set_params(params)
+        except Exception:
+            self._restore(saved)
+            raise
+
+    def _snapshot(self):
+        state = dict(self.__dict__)
+        children = {k: v._snapshot() for k, v in state.items() if isinstance(v, Params)}
+        return state, children
+
+    def _restore(self, saved):
+        state, children = saved
+        self.__dict__.clear()
+        self.__dict__.update(state)
+        for k, child_state in children.items():
+            state[k]._restore(child_state)
+
+    def _set_params(self, params):
         valid = set(self._param_names())
         nested = {}
         for key, value in params.items():
@@ -75,14 +101,16 @@ class Params:
             value = getattr(self, name)
             if name in defaults and _same(value, defaults[name]):
                 continue
-            parts.append(f"{name}={value!r}")
+            parts.append(f"{name}={_plain(value)!r}")
         return parts
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(self._repr_args())})"
 
     def __eq__(self, other):
-        return type(self) is type(other) and self.get_params(deep=False) == other.get_params(deep=False)
+        # Compared through the normalised repr: NumPy scalars equal Python numbers, arrays compare
+        # element-wise, and equal objects hash equally.
+        return type(self) is type(other) and repr(self) == repr(other)
 
     def __hash__(self):
         return hash(repr(self))
@@ -95,6 +123,19 @@ class Params:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+def _plain(value):
+    """NumPy scalars and arrays as Python numbers and lists, so a repr evaluates without NumPy
+    and does not depend on the NumPy version (sweep run ids are built from reprs)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        out = [_plain(v) for v in value]
+        return out if isinstance(value, list) else tuple(out)
+    return value
 
 
 def _same(a, b):

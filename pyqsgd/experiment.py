@@ -191,7 +191,8 @@ class Spec:
             head, _, rest = name.partition("__")
             if head in ("method", "problem"):
                 if not rest:
-                    setattr(out, head, value)
+                    # A private copy: nested names set next must not edit the caller's object.
+                    setattr(out, head, copy.deepcopy(value))
                     copied.add(head)
                     continue
                 obj = getattr(out, head)

@@ -126,3 +126,60 @@ def test_step_external_checks_rows(cancer):
     sim = pq._core.Simulator(None, pq.methods.DCGD(pq.Identity()).build(cancer.dim, 2), cfg, np.zeros(cancer.dim))
     with pytest.raises(ValueError, match="n_workers"):
         sim.step_external(np.zeros((1, cancer.dim)))
+
+
+def test_numpy_scalars_and_arrays_in_parameters():
+    """Grid values often come from np.linspace: reprs must still evaluate without NumPy, and
+    equal objects must hash equally."""
+    c = pq.TopK(ratio=np.float64(0.1))
+    assert repr(c) == "TopK(ratio=0.1)"
+    assert eval(repr(c), vars(pq)) == c  # noqa: S307
+    assert pq.TopK(k=np.int64(3)) == pq.TopK(k=3) and hash(pq.TopK(k=np.int64(3))) == hash(pq.TopK(k=3))
+    m = pq.methods.DAGC(variant="R", mean=0.1, volumes=np.array([3.0, 2.0, 1.0]))
+    assert "volumes=[3.0, 2.0, 1.0]" in repr(m)
+    assert m == pq.methods.DAGC(variant="R", mean=0.1, volumes=[3.0, 2.0, 1.0])
+
+
+def test_set_params_is_all_or_nothing():
+    c = pq.chain(pq.TopK(k=3), pq.QSGD(levels=4))
+    with pytest.raises(ValueError):
+        c.set_params(a__k=0)
+    assert c == pq.chain(pq.TopK(k=3), pq.QSGD(levels=4))
+    x = np.arange(10.0)
+    assert c.compress(x, key=0).bits > 0
+    t = pq.TopK(k=2)
+    with pytest.raises(ValueError):
+        t.set_params(k=0)
+    assert t.k == 2
+
+
+def test_spec_configure_does_not_edit_the_callers_method():
+    spec = pq.Spec(pq.ProblemSpec("logistic", "breast_cancer"), pq.methods.DCGD(pq.Identity()), n_workers=2,
+                   rounds=1)
+    mine = pq.methods.EF(pq.TopK(k=1))
+    out = spec.configure(method=mine, method__compressor__k=7)
+    assert mine == pq.methods.EF(pq.TopK(k=1))
+    assert out.method == pq.methods.EF(pq.TopK(k=7))
+
+
+def test_synthetic_data_never_leaves_a_worker_empty():
+    X, y, parts = pq.data.synthetic_logistic(20, 3, n_workers=10, skew=1e4, key=0)
+    assert all(len(p) >= 1 for p in parts) and sum(len(p) for p in parts) == 20
+
+
+def test_ddp_hook_state_plans_dagc_from_shard_sizes():
+    pytest.importorskip("torch")
+    import pyqsgd.torch as pqt
+
+    method = pq.methods.DAGC(variant="R", mean=0.25)
+    state = pqt.HookState(method, world_size=3, shard_sizes=[27, 8, 1])
+    runner_sizes = []
+    original = method.build
+
+    def spy(d, m, sizes=None):
+        runner_sizes.append(sizes)
+        return original(d, m, sizes=sizes)
+
+    method.build = spy
+    state._new_runner(0, 100)
+    assert len(runner_sizes) == 1 and list(np.asarray(runner_sizes[0], dtype=float)) == [27.0, 8.0, 1.0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import check_float, check_int
+from .partitions import _repair as repair_sizes
 from ._common import TAG_SYNTHETIC, log_volumes, rng_for
 
 __all__ = ["synthetic_logistic", "synthetic_least_squares"]
@@ -153,7 +154,9 @@ def _design(spec, key):
     """Rows X (float32), noiseless per-worker scores x·w_i (float64), natural partition."""
     scales = np.arange(1, spec.d + 1, dtype=np.float64) ** (-spec.decay / 2)
     w_star = spec.signal * _unit(rng_for(key, TAG_SYNTHETIC, _GLOBAL).standard_normal(spec.d), scales)
-    sizes = log_volumes(spec.n, spec.m, spec.skew)
+    volumes = log_volumes(spec.n, spec.m, spec.skew)[:, None]
+    repair_sizes(volumes, 1)  # like partition(..., "size_skew"): no worker is left empty
+    sizes = volumes[:, 0]
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     parts = [np.arange(bounds[i], bounds[i + 1], dtype=np.int64) for i in range(spec.m)]
     X = np.empty((spec.n, spec.d), dtype=np.float32)

@@ -202,7 +202,8 @@ class HookState:
         sizes = np.asarray(self.shard_sizes if self.shard_sizes is not None else [1] * m, dtype=np.float64)
         weights = [float(w) for w in self.method.worker_weights(sizes)]
         batch = [float(b) for b in (self.batch_sizes if self.batch_sizes is not None else sizes)]
-        native = self.method.build(d, m)
+        # DAGC-style methods choose per-rank compressors from the data volumes.
+        native = self.method.build(d, m, sizes=None if self.shard_sizes is None else sizes)
         return _core.MethodRunner(native, m, d, weights, [1.0] * m, batch, self._seed(index))
 
     def _set_runner_state(self, runner, arrays, t):

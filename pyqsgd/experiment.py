@@ -265,7 +265,8 @@ class Spec:
 
 
 def column_value(value):
-    """A parameter value as a table cell: scalars unchanged, containers as JSON, objects as repr."""
+    """A parameter value as a table cell: scalars unchanged, containers as JSON, objects as repr
+    (an object with the default repr and a ``name`` attribute: its class and name)."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
@@ -279,6 +280,10 @@ def column_value(value):
             return json.dumps(value, sort_keys=True)
         except TypeError:
             return repr(value)
+    name = getattr(value, "name", None)
+    if type(value).__repr__ is object.__repr__ and isinstance(name, str):
+        # The default repr holds a memory address (a different text in every process); a name is stable.
+        return f"{type(value).__name__}(name={name!r})"
     return repr(value)
 
 

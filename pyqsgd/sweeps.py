@@ -13,6 +13,7 @@ import itertools
 import json
 import numbers
 import os
+import re
 import shutil
 import time
 import traceback
@@ -43,8 +44,15 @@ def expand_grid(grid):
         if name in RUN_COLUMNS:
             raise ValueError(f"sweep: grid key {name!r} is reserved for a result column")
         v = grid[name]
+        if isinstance(v, (dict, set, frozenset)):
+            # Iterating would sweep over the keys / in an arbitrary order: almost certainly not meant.
+            kind = type(v).__name__
+            hint = f"[{v!r}]" if isinstance(v, dict) else f"sorted({v!r})"
+            raise TypeError(f"sweep: grid[{name!r}] must be a list of values, got a {kind} ({v!r}); "
+                            f"write a list, e.g. grid[{name!r}] = {hint}")
         if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
-            raise TypeError(f"sweep: grid[{name!r}] must be a list of values, got {v!r}")
+            raise TypeError(f"sweep: grid[{name!r}] must be a list of values, got {v!r}; "
+                            f"write a list, e.g. grid[{name!r}] = [{v!r}]")
         v = list(v)
         if not v:
             raise ValueError(f"sweep: grid[{name!r}] is empty")
@@ -52,9 +60,29 @@ def expand_grid(grid):
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 
+# The default repr of an object (or a function, a class instance inside a container, ...) holds its
+# memory address: different in every process, so it cannot identify a run.
+_ADDRESS = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def _check_stable(name, text):
+    """Raises if the cell text of parameter ``name`` holds a memory address."""
+    if isinstance(text, str):
+        m = _ADDRESS.search(text)
+        if m:
+            raise ValueError(
+                f"sweep: parameter {name!r} has no stable text: {m.group(0)} holds a memory address, so its "
+                "run id would change in every process and a resumed sweep would recompute every run; give "
+                "the class a __repr__ that shows its settings (or a `name` attribute, used instead)")
+
+
 def run_id(params, seed):
-    """Stable identifier of (params, seed): the first 16 hex digits of a SHA-1 of their JSON."""
+    """Stable identifier of (params, seed): the first 16 hex digits of a SHA-1 of their JSON.
+
+    Raises ValueError if a value's text holds a memory address (an object with the default repr)."""
     record = {k: column_value(v) for k, v in params.items()}
+    for k, v in record.items():
+        _check_stable(k, v)
     text = json.dumps({"params": record, "seed": int(seed)}, sort_keys=True, default=repr)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -95,10 +123,40 @@ def _write(df, path):
     os.replace(tmp, path)
 
 
+# Read as text from CSV: type inference would turn an all-digit run id into an int (or one like
+# "123e45..." into a float), and the finished run would no longer be recognised.
+_TEXT_COLUMNS = {"run_id": str, "status": str, "error": str}
+
+
 def _read(path):
     import pandas as pd
 
-    return pd.read_csv(path) if Path(path).suffix == ".csv" else pd.read_parquet(path)
+    if Path(path).suffix == ".csv":
+        return pd.read_csv(path, dtype=_TEXT_COLUMNS)
+    return pd.read_parquet(path)
+
+
+def _kind(value):
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Number):
+        return "number"
+    return "str" if isinstance(value, str) else type(value).__name__
+
+
+def _uniform(df):
+    """Turns object columns that mix kinds of values (e.g. 32 and the JSON text "[8, 16]" from a
+    grid ``[32, [8, 16]]``) into text, so Parquet can store them; missing values stay missing."""
+    for col in df.columns:
+        s = df[col]
+        if s.dtype != object:
+            continue
+        present = s.notna()
+        if len({_kind(v) for v in s[present]}) > 1:
+            df[col] = s.where(~present, s[present].map(str)).astype(object)
+    return df
 
 
 def load_sweep(out):
@@ -119,7 +177,7 @@ def load_sweep(out):
         return pd.DataFrame()
     for i, f in enumerate(frames):
         f["_source"] = i
-    df = pd.concat(frames, ignore_index=True)
+    df = _uniform(pd.concat(frames, ignore_index=True))
     newest = df.groupby("run_id")["_source"].transform("max")
     return df[df["_source"] == newest].drop(columns="_source").reset_index(drop=True)
 
@@ -198,7 +256,12 @@ def _jobs(runner, grid, seeds):
     for point in expand_grid(grid):
         if isinstance(runner, Spec):
             # Validates the names now (cheap: no data is loaded), so a typo fails before any run.
-            columns = {**runner.configure(**point).params(), **{k: column_value(v) for k, v in point.items()}}
+            configured = runner.configure(**point)
+            columns = configured.params()
+            for head in ("problem", "method"):  # an object without a __repr__ may have a `name`
+                if _ADDRESS.search(columns[head]):
+                    columns[head] = column_value(getattr(configured, head))
+            columns.update({k: column_value(v) for k, v in point.items()})
         else:
             columns = {k: column_value(v) for k, v in point.items()}
         for seed in seeds:
@@ -206,6 +269,14 @@ def _jobs(runner, grid, seeds):
     ids = [j[2] for j in jobs]
     if len(set(ids)) != len(ids):
         raise ValueError("sweep: the grid has duplicate points (two runs with the same parameters and seed)")
+    # A column mixing kinds of values (32 and "[8, 16]") is stored as text in every run's part file
+    # (as load_sweep would combine it), so the parts and the combined file agree. Run ids above
+    # come from the values themselves: they do not depend on the rest of the grid.
+    mixed = {name for name in {k for j in jobs for k in j[3]}
+             if len({_kind(j[3][name]) for j in jobs if j[3].get(name) is not None}) > 1}
+    if mixed:
+        jobs = [(p, s, rid, {k: (str(v) if k in mixed and v is not None else v) for k, v in cols.items()})
+                for p, s, rid, cols in jobs]
     return jobs
 
 
@@ -281,16 +352,19 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_f
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sweep", unit="run")
+
+    def emit(rid, df):
+        if out is not None:
+            _, parts, suffix = _layout(out)
+            parts.mkdir(parents=True, exist_ok=True)
+            _write(df, parts / f"{rid}{suffix}")
+        else:
+            results[rid] = df
+        if bar is not None:
+            bar.update(1)
+
     try:
-        for rid, df in _execute(run, todo, _n_jobs(n_jobs, max(1, len(todo)))):
-            if out is not None:
-                combined, parts, suffix = _layout(out)
-                parts.mkdir(parents=True, exist_ok=True)
-                _write(df, parts / f"{rid}{suffix}")
-            else:
-                results[rid] = df
-            if bar is not None:
-                bar.update(1)
+        _execute(run, todo, _n_jobs(n_jobs, max(1, len(todo))), emit)
     finally:
         if bar is not None:
             bar.close()
@@ -299,32 +373,45 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_f
         stored = load_sweep(out)
         frame = stored[stored["run_id"].isin(order)] if len(stored) else stored
     else:
-        frame = pd.concat(results.values(), ignore_index=True) if results else pd.DataFrame()
+        frame = _uniform(pd.concat(results.values(), ignore_index=True)) if results else pd.DataFrame()
     if len(frame):
         rank = frame["run_id"].map(order)
         frame = frame.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
     return frame
 
 
-def _execute(run, todo, n_jobs):
-    """Yields (run id, frame) as runs finish."""
+def _execute(run, todo, n_jobs, emit):
+    """Calls ``emit(run id, frame)`` as runs finish.
+
+    On an interrupt (Ctrl-C) or any other exception in a parallel sweep, the results of runs that
+    already finished are still emitted (stored), queued runs are cancelled and the exception is
+    re-raised at once, without waiting for the runs in progress."""
     if not todo:
         return
     if n_jobs == 1:
         for job in todo:
-            yield _run_job(job, run)
+            emit(*_run_job(job, run))
         return
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     # spawn: fresh interpreters (no OpenMP state inherited through fork), same on every OS.
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(run, threads)) as pool:
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(run, threads))
+    pending = set()
+    try:
         pending = {pool.submit(_run_job, job) for job in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                emit(*fut.result())
+                pending.discard(fut)
+    except BaseException:
+        # Store what is already computed (including a result whose emit was interrupted), then
+        # leave without waiting (a `with` block would wait for running jobs and drop their results).
         try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    yield fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+            for fut in list(pending):
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    emit(*fut.result())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -251,3 +251,127 @@ def test_reference_optimum_and_measure_table():
     assert table.loc[0, "omega_theory"] == pytest.approx(7.0)
     assert table.loc[0, "omega_lo"] < 7.0 < table.loc[0, "omega_hi"] * 1.5
     assert table.loc[2, "delta"] >= table.loc[2, "delta_theory"] - 1e-9
+
+
+# ---- regressions -----------------------------------------------------------------------------
+
+CALLS = []
+
+
+def recording_run(a, key):
+    CALLS.append((a, key))
+    return {"value": a * 10 + key}
+
+
+def _find_value(accept):
+    """The first a >= 0 whose run id for the grid point {"a": a}, seed 0 passes ``accept``."""
+    for a in range(200000):
+        if accept(sweeps.run_id({"a": a}, 0)):
+            return a
+    raise AssertionError("no such run id found")
+
+
+@pytest.mark.parametrize("shape", ["digits", "digits-e"])
+def test_csv_resume_recognises_numeric_looking_run_ids(tmp_path, shape):
+    # An id of only digits (or digits with one 'e') read back from CSV became an int / a float, so
+    # the finished run was not recognised: it was recomputed and the results held it twice.
+    if shape == "digits":
+        a = _find_value(str.isdigit)
+    else:
+        a = _find_value(lambda r: r.count("e") == 1 and r.replace("e", "").isdigit())
+    rid = sweeps.run_id({"a": a}, 0)
+    out = tmp_path / "res.csv"
+    CALLS.clear()
+    first = pq.sweep(recording_run, grid={"a": [a]}, seeds=[0], out=out, progress=False)
+    assert first["run_id"].tolist() == [rid]
+    second = pq.sweep(recording_run, grid={"a": [a, a + 1]}, seeds=[0], out=out, progress=False)
+    assert CALLS == [(a, 0), (a + 1, 0)]  # the finished run is not recomputed
+    assert second["run_id"].tolist() == [rid, sweeps.run_id({"a": a + 1}, 0)]
+    assert second["value"].tolist() == [10 * a, 10 * a + 10]
+    stored = pq.load_sweep(out)
+    assert len(stored) == 2 and sorted(stored["run_id"]) == sorted(second["run_id"])
+
+
+def mixed_run(b, key):
+    return {"n": len(b) if isinstance(b, list) else 1}
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_grid_column_mixing_types_is_stored_as_text(tmp_path, suffix):
+    # 32 (int) and [8, 16] (JSON text) in one column: Parquet could not combine the part files,
+    # and every rerun crashed again while finalising.
+    out = tmp_path / f"res{suffix}"
+    grid = {"b": [32, [8, 16]]}
+    df = pq.sweep(mixed_run, grid=grid, seeds=[0], out=out, progress=False)
+    assert df["b"].tolist() == ["32", "[8, 16]"] and df["n"].tolist() == [1, 2]
+    assert out.is_file() and not (tmp_path / f"res{suffix}.parts").exists()
+    again = pq.sweep(mixed_run, grid=grid, seeds=[0, 1], out=out, progress=False)
+    assert again["b"].tolist() == ["32", "32", "[8, 16]", "[8, 16]"]
+    assert again["run_id"].tolist()[::2] == df["run_id"].tolist()  # ids do not depend on the mix
+    # A sweep that stored b=32 alone (as an int) and is then extended with a list still combines.
+    out2 = tmp_path / f"ext{suffix}"
+    pq.sweep(mixed_run, grid={"b": [32]}, seeds=[0], out=out2, progress=False)
+    ext = pq.sweep(mixed_run, grid=grid, seeds=[0], out=out2, progress=False)
+    assert ext["b"].tolist() == ["32", "[8, 16]"] and ext["run_id"].tolist() == df["run_id"].tolist()
+    # In memory too, the column is uniform.
+    assert pq.sweep(mixed_run, grid=grid, progress=False)["b"].tolist() == ["32", "[8, 16]"]
+
+
+class Unnamed:
+    def __call__(self, x):
+        return x
+
+
+class Named:
+    def __init__(self, name):
+        self.name = name
+
+
+def object_run(obj, key):
+    return {"value": key}
+
+
+def test_parameter_with_memory_address_in_its_text_is_rejected():
+    # Its run id would change in every process: a resumed sweep would recompute everything.
+    with pytest.raises(ValueError, match=r"parameter 'obj'.*memory address.*__repr__"):
+        pq.sweep(object_run, grid={"obj": [Unnamed()]}, progress=False)
+    with pytest.raises(ValueError, match=r"parameter 'obj'.*memory address"):
+        pq.sweep(object_run, grid={"obj": [[1, Unnamed()]]}, progress=False)
+    with pytest.raises(ValueError, match=r"parameter 'problem'.*memory address"):
+        pq.sweep(pq.Spec(Unnamed(), pq.methods.EFSignSGD(), rounds=2), grid={"rounds": [2]}, progress=False)
+    with pytest.raises(ValueError, match=r"parameter 'x'.*memory address"):
+        sweeps.run_id({"x": object()}, 0)
+    # A `name` attribute stands in for a missing __repr__: the same id for equal names.
+    df = pq.sweep(object_run, grid={"obj": [Named("a"), Named("b")]}, progress=False)
+    assert df["obj"].tolist() == ["Named(name='a')", "Named(name='b')"]
+    assert sweeps.run_id({"obj": Named("a")}, 0) == df["run_id"].iloc[0]
+
+
+@pytest.mark.parametrize("value", [{"scheme": "dirichlet", "alpha": 0.5}, {1, 2}, frozenset({3}), "abc", b"ab"])
+def test_grid_value_that_is_not_a_list_is_rejected(value):
+    # A dict used to become one run per key (two bogus runs for a partition dict).
+    with pytest.raises(TypeError, match=r"grid\['partition'\] must be a list of values.*write a list"):
+        sweeps.expand_grid({"partition": value})
+    assert sweeps.expand_grid({"partition": [{"scheme": "iid"}]}) == [{"partition": {"scheme": "iid"}}]
+
+
+def test_interrupted_parallel_sweep_keeps_finished_runs(tmp_path, monkeypatch):
+    # Ctrl-C while waiting for workers: the runs that already finished are stored, the sweep
+    # leaves at once (a `with ProcessPoolExecutor` block waited for the runs, then dropped them).
+    real_wait = sweeps.wait
+
+    def interrupted_wait(fs, timeout=None, return_when=None):
+        real_wait(fs, return_when="ALL_COMPLETED")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweeps, "wait", interrupted_wait)
+    out = tmp_path / "res.parquet"
+    # dict(a=..., key=...) is a run returning a dict of scalars that worker processes can unpickle.
+    with pytest.raises(KeyboardInterrupt):
+        pq.sweep(dict, grid={"a": [1, 2, 3]}, seeds=[0], n_jobs=2, out=out, progress=False)
+    stored = pq.load_sweep(out)
+    assert sorted(stored["a"]) == [1, 2, 3] and (stored["status"] == "ok").all()
+    monkeypatch.undo()
+    CALLS.clear()
+    df = pq.sweep(recording_run, grid={"a": [1, 2, 3]}, seeds=[0], out=out, progress=False)
+    assert CALLS == [] and df["a"].tolist() == [1, 2, 3]

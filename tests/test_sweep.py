@@ -181,8 +181,8 @@ def test_killed_sweep_resumes_without_loss_or_recomputation(tmp_path):
     out, log = tmp_path / "res.parquet", tmp_path / "log.txt"
     parts = tmp_path / "res.parquet.parts"
     proc = subprocess.Popen([sys.executable, str(script), str(out), str(log)], cwd=tmp_path)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 3):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 3):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

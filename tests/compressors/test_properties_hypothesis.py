@@ -1,6 +1,6 @@
 """Hypothesis properties: Top-K selection rule and quantizer codebooks."""
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -56,15 +56,23 @@ nonzero_vectors = vectors.filter(lambda v: np.any(v != 0))
 
 @SETTINGS
 @given(x=nonzero_vectors, s=st.integers(1, 64), key=st.integers(0, 2**64 - 1))
+# Subnormal inputs: ||x|| is subnormal too, and so is every level ||x|| l / s.
+@example(x=np.array([2.885075e-39] * 2, np.float32), s=7, key=0)
+@example(x=np.array([1e-45, -3e-45, 7e-40], np.float32), s=3, key=5)
+@example(x=np.array([1.1754942e-38, -1e-39, 0.0], np.float32), s=64, key=9)
 def test_qsgd_outputs_lie_on_the_codebook(x, s, key):
     msg = pq.QSGD(levels=s).compress(x, key=key)
     y = pq.QSGD(levels=s).decompress(msg).astype(np.float64)
     # The codebook is built on the transmitted float32 norm (section 0); it is ||x|| rounded.
     norm = float(pq.reference.sections_of(msg)[0][1].astype(np.uint32).view(np.float32)[0])
     assert norm == float(np.float32(np.linalg.norm(x.astype(np.float64))))
-    level = np.abs(y) * s / norm
-    np.testing.assert_allclose(level, np.round(level), rtol=2**-23)  # multiples of ||x||/s
-    level = np.round(level)
+    level = np.round(np.abs(y) * s / norm)
+    # Each output is the level l ||x|| / s rounded to float32: within one float32 spacing of it.
+    # The spacing is absolute (2^-149) for subnormal outputs, so a relative tolerance would be
+    # impossible there (||x|| = 4e-39 leaves about 21 significant bits).
+    exact = level * norm / s
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(np.abs(y) - exact) <= ulp), (y, exact)
     assert level.max() <= s
     r = s * np.abs(x.astype(np.float64)) / norm
     assert np.all((level >= np.floor(r) - 1e-3) & (level <= np.ceil(r) + 1e-3))  # neighbours of r

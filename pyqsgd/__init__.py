@@ -19,6 +19,7 @@ from .compressors import (QSGD, Compressor, Identity, Natural, Properties, RandK
 from .aggregators import Aggregator, Mean, WeightedMean
 from .history import History
 from .measure import Measurement, measure
+from .python_stages import generator_for
 from .simulate import simulate
 from .sweeps import load_sweep, sweep
 from .votes import FederatedVote, MajorityVote
@@ -34,14 +35,14 @@ __all__ = [
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
     "methods", "problems", "data", "MajorityVote", "FederatedVote", "Truncate", "NonUniformQuantizer", "TruncatedQuantizer",
     "TruncatedUniformQuantizer", "sweep", "load_sweep", "Spec", "ProblemSpec", "plot", "experiment",
-    "Threshold", "dagc", "problems_py",
+    "Threshold", "dagc", "problems_py", "generator_for", "testing",
 ]
 
 
 def __getattr__(name):
-    # pyqsgd.plot imports matplotlib: load it on first use only.
-    if name == "plot":
+    # pyqsgd.plot imports matplotlib, pyqsgd.testing scipy.stats: load them on first use only.
+    if name in ("plot", "testing"):
         import importlib
 
-        return importlib.import_module(".plot", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'pyqsgd' has no attribute {name!r}")

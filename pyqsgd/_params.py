@@ -22,7 +22,9 @@ class Params:
     @classmethod
     def _param_names(cls):
         sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
+        # *args/**kwargs are not parameters (a subclass without __init__ shows object's).
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
     @classmethod
     def _defaults(cls):

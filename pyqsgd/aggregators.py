@@ -7,6 +7,8 @@ estimator is sum_{i in S} w_i v_i / p_i (unbiased).
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ._params import Params
@@ -15,10 +17,78 @@ __all__ = ["Aggregator", "Mean", "WeightedMean"]
 
 
 class Aggregator(Params):
-    """Base class. ``worker_weights(sizes)`` gives the normalised per-worker weights."""
+    """Base class: how the server combines the workers' decoded vectors.
+
+    ``worker_weights(sizes)`` gives the normalised per-worker weights w_i (equal by default);
+    ``combine(vectors, weights)`` combines one round's decoded vectors. The built-ins keep the
+    weighted sum ``sum_k weights[k] vectors[k]``, which runs natively.
+
+    Write your own by overriding ``combine(self, vectors, weights)`` (optionally with
+    ``workers`` and ``messages`` parameters, which are then passed too):
+
+    * ``vectors``: float32 array (k, d), the decoded vectors of the k workers that sent this
+      round, in worker order;
+    * ``weights``: float64 array (k,), the coefficients the weighted sum would give them
+      (w_i/p_i for a method's estimator, w_i for tracked means), so ``weights @ vectors`` is the
+      built-in rule;
+    * ``workers``: int64 array (k,) of their indices; ``messages``: their :class:`Message`\ s
+      (for rules that work on the encoded data).
+
+    It returns the d-vector the method uses in place of the weighted sum: in DCGD, EF, EF21,
+    DIANA's estimator (its shift h keeps the exact mean), DAGC, EF-SignGD and Python methods'
+    ``ctx.aggregate``. The native loop calls it with the GIL held, once per round.
+
+    Examples
+    --------
+    >>> import numpy as np, pyqsgd as pq
+    >>> class Median(pq.Aggregator):
+    ...     # coordinate-wise median of the senders: a robust rule (it ignores the weights)
+    ...     def combine(self, vectors, weights):
+    ...         return np.median(vectors, axis=0)
+    >>> Median().aggregate([[1.0, 5.0], [2.0, -1.0], [10.0, 0.0]]).tolist()
+    [2.0, 0.0]
+    """
 
     def worker_weights(self, sizes):
-        raise NotImplementedError  # pragma: no cover
+        m = len(sizes)
+        return np.full(m, 1.0 / m)
+
+    def combine(self, vectors, weights):
+        """The weighted sum ``sum_k weights[k] vectors[k]`` in worker order (float64)."""
+        vectors = np.asarray(vectors)
+        out = np.zeros(vectors.shape[1:], dtype=np.float64)
+        for w, v in zip(np.asarray(weights, dtype=np.float64), vectors):
+            out += w * v.astype(np.float64)
+        return out
+
+    def _is_python(self):
+        """True when combine() is user code (the native methods then call back into it)."""
+        return type(self).combine is not Aggregator.combine
+
+    def _native_combiner(self):
+        from . import _core
+
+        params = inspect.signature(self.combine).parameters
+        return _core.PythonCombiner(self, repr(self), "messages" in params)
+
+    def _pyqsgd_combine(self, vectors, weights, workers, messages):
+        params = inspect.signature(self.combine).parameters
+        extra = {}
+        if "workers" in params:
+            extra["workers"] = workers
+        if "messages" in params:
+            extra["messages"] = messages
+        out = self.combine(vectors, weights, **extra)
+        where = f"{type(self).__name__}.combine"
+        d = vectors.shape[1]
+        if not isinstance(out, np.ndarray) or out.dtype.kind != "f":
+            raise TypeError(f"{where} must return a float NumPy array of length d={d}, got "
+                            f"{type(out).__name__}{' of dtype ' + str(out.dtype) if isinstance(out, np.ndarray) else ''}")
+        if out.shape != (d,):
+            raise ValueError(f"{where} must return shape ({d},), got {out.shape}")
+        if not np.isfinite(out).all():
+            raise ValueError(f"{where} returned NaN or Inf")
+        return np.ascontiguousarray(out, dtype=np.float64)
 
     def aggregate(self, vectors, participation=None):
         """Combines a list of worker vectors (rows; None for idle workers) deterministically.
@@ -37,15 +107,19 @@ class Aggregator(Params):
         if not present:
             raise ValueError("aggregate: every worker is idle")
         d = np.asarray(present[0]).shape
-        out = np.zeros(d, dtype=np.float64)
+        senders, coef = [], []
         for i, r in enumerate(rows):
             if r is None:
                 continue
             r = np.asarray(r, dtype=np.float64)
             if r.shape != d:
                 raise ValueError(f"aggregate: worker {i} vector has shape {r.shape}, expected {d}")
-            out += (w[i] / p[i]) * r
-        return out
+            senders.append(i)
+            coef.append(w[i] / p[i])
+        if not self._is_python():
+            return self.combine(np.stack([np.asarray(rows[i], dtype=np.float64) for i in senders]), coef)
+        vectors = np.stack([np.asarray(rows[i], dtype=np.float32) for i in senders])
+        return self._pyqsgd_combine(vectors, np.asarray(coef), np.asarray(senders, dtype=np.int64), None)
 
 
 class Mean(Aggregator):
@@ -58,10 +132,6 @@ class Mean(Aggregator):
 
     def __init__(self):
         pass
-
-    def worker_weights(self, sizes):
-        m = len(sizes)
-        return np.full(m, 1.0 / m)
 
 
 class WeightedMean(Aggregator):

@@ -31,12 +31,139 @@ class Properties:
 
 
 class Compressor(Params):
-    """Base class: a parameter record with a native kernel built on first use."""
+    """Base class of every compressor: a parameter record with a native kernel built on first use.
+
+    Write your own in Python by subclassing it and implementing three methods:
+
+    * ``encode(self, x, rng) -> bytes``: ``x`` is the contiguous float32 vector to send; ``rng``
+      is a ``numpy.random.Generator`` derived only from the message key (seed, round, worker,
+      stream; see :func:`pyqsgd.generator_for`), valid during the call. The bytes are the
+      payload: ``msg.bits`` is 8 times their length, framed and counted as native messages are.
+    * ``decode(self, data, d) -> numpy.ndarray``: the float32 vector of length d that ``data``
+      encodes. Raise ``ValueError`` on malformed data.
+    * ``properties(self, d) -> Properties``: the theory constants, checked by
+      :func:`pyqsgd.testing.check_compressor`. Unbiasedness must not depend on d.
+
+    To start a chain (``chain(mine, QSGD(levels=4))``) a compressor also implements
+    ``select(self, x, rng) -> (bytes, indices)`` (or ``(bytes, indices, values)``; indices None
+    = all kept) and ``selection(self, data, d) -> indices``. Such a class gets encode/decode for
+    free: the selection then the kept values as float32.
+
+    Parameters are declared as for the built-ins: keyword-only ``__init__`` arguments stored
+    unchanged under their own names, checked in ``_validate``; repr, pickling, ``get_params``
+    and ``set_params`` (and ``a__b`` names in sweeps) then work unchanged. Such an object runs
+    everywhere a built-in does: compress/decompress, Message round trips, ``pq.measure``, chain
+    and induced on either side, every method, ``simulate``, ``sweep`` and the DDP hook. The
+    native loop calls it with the GIL held, one worker at a time; an exception raised in it
+    reaches the caller as that exception.
+
+    Examples
+    --------
+    >>> import numpy as np, pyqsgd as pq
+    >>> class Half(pq.Compressor):
+    ...     # float16 values: biased, ||C(x) - x||^2 <= (2^-11)^2 ||x||^2
+    ...     def __init__(self):
+    ...         pass
+    ...     def encode(self, x, rng):
+    ...         return x.astype(np.float16).tobytes()
+    ...     def decode(self, data, d):
+    ...         return np.frombuffer(data, np.float16, count=d).astype(np.float32)
+    ...     def properties(self, d):
+    ...         return pq.Properties(unbiased=False, omega=None, delta=1 - 2.0**-22)
+    >>> msg = Half().compress(np.array([1.0, -2.5, 3.0]), key=0)
+    >>> msg.bits, Half().decompress(msg).tolist()
+    (48, [1.0, -2.5, 3.0])
+    """
 
     _derived = ("_native_obj",)
 
-    def _build(self):  # pragma: no cover - every subclass overrides
-        raise TypeError(f"{type(self).__name__} has no native kernel")
+    def _build(self):
+        from .python_stages import native_adapter
+
+        return native_adapter(self)
+
+    # ---- the Python protocol (subclasses override; see the class docstring) ----------------
+
+    def encode(self, x, rng):
+        """Python compressors: the payload bytes for the float32 vector ``x``."""
+        raise TypeError(f"{type(self).__name__} implements no encode(self, x, rng) -> bytes")
+
+    def decode(self, data, d):
+        """Python compressors: the float32 vector of length ``d`` that ``data`` encodes."""
+        raise TypeError(f"{type(self).__name__} implements no decode(self, data, d)")
+
+    # ---- callbacks of the native adapter (python_stages.py checks what user code returns) ---
+
+    def _pyqsgd_encode(self, x, seed, rnd, worker, stream):
+        from .python_stages import _Lease, as_payload, is_selector
+
+        with _Lease(seed, rnd, worker, stream) as rng:
+            if type(self).encode is Compressor.encode and is_selector(self):
+                return self._encode_selection(x, rng)
+            return as_payload(self, self.encode(x, rng))
+
+    def _pyqsgd_decode(self, data, d):
+        from .python_stages import as_decoded, is_selector
+
+        if type(self).decode is Compressor.decode and is_selector(self):
+            return self._decode_selection(data, d)
+        return as_decoded(self, self.decode(data, d), d)
+
+    def _pyqsgd_properties(self, d):
+        from .python_stages import check_properties
+
+        return check_properties(self, self.properties(d), d)
+
+    def _pyqsgd_select(self, x, seed, rnd, worker, stream):
+        from .python_stages import _Lease
+
+        with _Lease(seed, rnd, worker, stream) as rng:
+            return self._checked_select(x, rng)
+
+    def _pyqsgd_selection(self, data, d):
+        from .python_stages import as_indices
+
+        return as_indices(self, self.selection(data, d), d, "selection")
+
+    def _checked_select(self, x, rng):
+        from .python_stages import as_decoded, as_indices, as_payload
+
+        out = self.select(x, rng)
+        if not isinstance(out, tuple) or len(out) not in (2, 3):
+            raise TypeError(f"{type(self).__name__}.select must return (bytes, indices) or (bytes, indices, values), "
+                            f"got {type(out).__name__}")
+        data = as_payload(self, out[0], "select")
+        idx = as_indices(self, out[1], x.size, "select")
+        n = x.size if idx is None else idx.size
+        values = (x if idx is None else x[idx]) if len(out) == 2 else as_decoded(self, out[2], n, "select")
+        return data, idx, np.ascontiguousarray(values, dtype=np.float32)
+
+    # A selecting stage used on its own: the selection, then the kept values as float32.
+    def _encode_selection(self, x, rng):
+        data, idx, values = self._checked_select(x, rng)
+        return len(data).to_bytes(8, "little") + data + values.tobytes()
+
+    def _decode_selection(self, data, d):
+        from .python_stages import as_indices
+
+        if len(data) < 8 or int.from_bytes(data[:8], "little") > len(data) - 8:
+            raise ValueError(f"{type(self).__name__}.decompress: malformed selection payload")
+        n_sel = int.from_bytes(data[:8], "little")
+        idx = as_indices(self, self.selection(data[8:8 + n_sel], d), d, "selection")
+        values = data[8 + n_sel:]
+        n = d if idx is None else idx.size
+        if len(values) != 4 * n:
+            raise ValueError(f"{type(self).__name__}.decompress: {len(values)} value bytes for {n} kept coordinates "
+                             "(malformed payload)")
+        out = np.zeros(d, np.float32)
+        v = np.frombuffer(values, np.float32)
+        if idx is None:
+            out[:] = v
+        else:
+            out[idx] = v
+        if not np.isfinite(out).all():
+            raise ValueError(f"{type(self).__name__}.decompress: payload decodes to NaN or Inf (malformed message)")
+        return out
 
     @property
     def _native(self):
@@ -71,7 +198,9 @@ class Compressor(Params):
         return self.decompress(self.compress(x, key))
 
     def properties(self, d):
-        """Theory constants for dimension ``d``; omega/delta are None where no bound holds."""
+        """Theory constants for dimension ``d``; omega/delta are None where no bound holds.
+
+        Python compressors override this and return :class:`Properties`."""
         d = check_int(type(self).__name__, "d", d, low=1)
         unbiased, omega, delta = self._native.properties(d)
         return Properties(bool(unbiased), omega, delta)

@@ -232,15 +232,30 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
             stopped = _run_python(problem, sim, cfg, rounds, x0, bar, n)
     except KeyboardInterrupt:
         stopped = f"interrupted at round {sim.round}"
+    except Exception as e:
+        # User code (a Python compressor, aggregator, method or problem) raised: the caller gets
+        # that very exception, with the history up to the last logged round attached.
+        e.history = _history(sim, method, meta, dtype, f"{type(e).__name__} at round {sim.round}")
+        if hasattr(e, "add_note"):
+            e.add_note(f"pyqsgd.simulate: raised at round {sim.round}; the history so far is on this "
+                       "exception's .history")
+        raise
     finally:
         if bar is not None:
             bar.close()
     if stopped:
         warnings.warn(f"simulate stopped early: {stopped}; the history so far is returned "
                       "(try a smaller lr if the loss diverged)", RuntimeWarning, stacklevel=2)
+    return _history(sim, method, meta, dtype, stopped)
+
+
+def _history(sim, method, meta, dtype, stopped):
     arrays = sim.log_arrays()
     x = sim.x.astype(np.float32 if dtype in ("float32", np.float32) else np.float64)
-    state = sim.method_state()
+    try:
+        state = sim.method_state()
+    except Exception:  # noqa: BLE001 - a Python method's state hook failing must not hide the run
+        state = {}
     try:
         method.state_ = state
     except AttributeError:  # pragma: no cover - slots-based user subclasses

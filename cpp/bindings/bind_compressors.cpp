@@ -85,6 +85,7 @@ void bind_compressors(py::module_& m) {
         .def_property_readonly("tag", &Compressor::tag)
         .def_property_readonly("fingerprint", &Compressor::fingerprint)
         .def_property_readonly("is_unbiased", &Compressor::unbiased)
+        .def_property_readonly("needs_gil", &Compressor::needs_gil)
         .def("check", &Compressor::check, py::arg("d"))
         .def("compress", &compress, py::arg("x"), py::arg("key"))
         .def("decompress", &decompress, py::arg("msg"))

@@ -32,6 +32,8 @@ void bind_methods(py::module_& m) {
         .def_property_readonly("name", &Method::name)
         .def_readwrite("momentum", &Method::momentum)
         .def_readwrite("downlink", &Method::downlink)
+        .def_readwrite("combiner", &Method::combiner)
+        .def_property_readonly("needs_gil", &Method::needs_gil)
         .def("state", &state_dict);
     py::class_<DCGD, Method, std::shared_ptr<DCGD>>(m, "DCGD").def(py::init<std::vector<CompressorPtr>>(), py::arg("compressors"));
     py::class_<EF, Method, std::shared_ptr<EF>>(m, "EF").def(py::init<std::vector<CompressorPtr>>(), py::arg("compressors"));

@@ -12,6 +12,7 @@ void bind_sign(py::module_& m);
 void bind_runner(py::module_& m);
 void bind_tnq(py::module_& m);
 void bind_threshold(py::module_& m);
+void bind_python(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyqsgd native core (C++/OpenMP). Use the `pyqsgd` package, not this module.";
@@ -32,4 +33,5 @@ PYBIND11_MODULE(_core, m) {
     bind_runner(m);
     bind_tnq(m);
     bind_threshold(m);
+    bind_python(m);
 }

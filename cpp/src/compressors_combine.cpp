@@ -10,7 +10,7 @@ Chain::Chain(CompressorPtr a, CompressorPtr b) : a_(std::move(a)), b_(std::move(
     if (!a_ || !b_) fail("chain: both stages are required");
     sa_ = a_->as_selector();
     if (!sa_)
-        fail("chain: the first stage must keep a sub-vector (TopK, RandK, Threshold, Truncate, Identity), got " +
+        fail("chain: the first stage must keep a sub-vector (TopK, RandK, Threshold, Truncate, Identity, or a Python compressor with select/selection), got " +
              a_->name());
 }
 

@@ -65,8 +65,8 @@ Upload DCGD::worker(uint32_t i, const Round& r, const double* v, Message& msg, f
 }
 
 int64_t DCGD::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
-                     const std::vector<Message>&, double* step) {
-    weighted_sum(status, decoded, [&](uint32_t i) { return r.lr * est_coef(i); }, step);
+                     const std::vector<Message>& msgs, double* step) {
+    aggregate(status, decoded, msgs, [&](uint32_t i) { return est_coef(i); }, r.lr, step);
     return -1;
 }
 
@@ -89,8 +89,8 @@ Upload EF::worker(uint32_t i, const Round& r, const double* v, Message& msg, flo
 }
 
 int64_t EF::server(const Round&, const std::vector<Upload>& status, const std::vector<float*>& decoded,
-                   const std::vector<Message>&, double* step) {
-    weighted_sum(status, decoded, [&](uint32_t i) { return est_coef(i); }, step);
+                   const std::vector<Message>& msgs, double* step) {
+    aggregate(status, decoded, msgs, [&](uint32_t i) { return est_coef(i); }, 1.0, step);
     return -1;
 }
 
@@ -133,9 +133,9 @@ Upload EF21::worker(uint32_t i, const Round& r, const double* v, Message& msg, f
 }
 
 int64_t EF21::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
-                     const std::vector<Message>&, double* step) {
+                     const std::vector<Message>& msgs, double* step) {
     // g stays the weighted mean of the workers' g_i: non-participants' g_i did not move.
-    weighted_sum(status, decoded, [&](uint32_t i) { return info_.weights[i]; }, step);
+    aggregate(status, decoded, msgs, [&](uint32_t i) { return info_.weights[i]; }, 1.0, step);
     for (uint64_t j = 0; j < info_.d; ++j) {
         g_[j] += step[j];
         step[j] = r.lr * g_[j];
@@ -184,8 +184,10 @@ Upload DIANA::worker(uint32_t i, const Round& r, const double* v, Message& msg, 
 }
 
 int64_t DIANA::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
-                      const std::vector<Message>&, double* step) {
-    weighted_sum(status, decoded, [&](uint32_t i) { return est_coef(i); }, step);
+                      const std::vector<Message>& msgs, double* step) {
+    // The estimator goes through the aggregator; the shift h tracks the exact weighted mean of
+    // the h_i whatever the aggregator, or it would drift away from the workers' shifts.
+    aggregate(status, decoded, msgs, [&](uint32_t i) { return est_coef(i); }, 1.0, step);
     weighted_sum(status, decoded, [&](uint32_t i) { return info_.weights[i]; }, tmp_.data());
     for (uint64_t j = 0; j < info_.d; ++j) {
         step[j] = r.lr * (h_[j] + step[j]);

@@ -21,6 +21,14 @@ def _compressor_list(owner, compressor):
                     f"(one per worker), got {compressor!r}")
 
 
+def _check_combine(method):
+    agg = getattr(method, "aggregator", None)
+    if agg is not None and agg._is_python() and not type(method)._supports_combine:
+        raise TypeError(f"{type(method).__name__}: aggregates in its own way (a vote or the lazy rule), so an "
+                        f"aggregator with its own combine() ({type(agg).__name__}) cannot replace it; use Mean() "
+                        "or WeightedMean(...), or a method that aggregates a sum (DCGD, EF, EF21, DIANA, DAGC)")
+
+
 class Method(Params):
     """Common parameters of every method.
 
@@ -40,6 +48,10 @@ class Method(Params):
 
     # Methods whose update needs an unbiased compressor set this (DIANA).
     _needs_unbiased = False
+    # Methods whose server forms its estimator through Method::aggregate, so that an Aggregator
+    # written in Python (an overridden combine) can replace the weighted sum. Votes and the lazy
+    # rule aggregate in their own way and set this to False.
+    _supports_combine = True
 
     def __init__(self, compressor, *, aggregator=None, server_momentum=0.0, downlink=None):
         self.compressor = compressor
@@ -54,6 +66,7 @@ class Method(Params):
         if self.aggregator is not None and not isinstance(self.aggregator, Aggregator):
             raise TypeError(f"{name}: aggregator must be a pyqsgd aggregator (Mean(), WeightedMean(...)), "
                             f"got {self.aggregator!r}")
+        _check_combine(self)
         check_float(name, "server_momentum", self.server_momentum, low=0.0, high=1.0, high_open=True)
         if self.downlink is not None and not isinstance(self.downlink, Compressor):
             raise TypeError(f"{name}: downlink must be a pyqsgd compressor or None, got {self.downlink!r}")
@@ -98,6 +111,8 @@ class Method(Params):
         native.momentum = float(self.server_momentum)
         if self.downlink is not None:
             native.downlink = self.downlink._native
+        if self.aggregator is not None and self.aggregator._is_python():
+            native.combiner = self.aggregator._native_combiner()
         return native
 
     def __repr__(self):

@@ -9,7 +9,8 @@ from ..aggregators import Aggregator, WeightedMean
 from ..compressors import Compressor, TopK
 from ..dagc import _volumes, assign_ratios, assign_thresholds, topk_counts
 from ..threshold import Threshold
-from .base import Method
+from ..combine import chain
+from .base import Method, _check_combine
 
 __all__ = ["DAGC"]
 
@@ -45,6 +46,9 @@ class DAGC(Method):
     volumes : array_like or None
         Data volumes to plan with; None (default) uses the run's shard sizes. Must have one
         entry per worker.
+    quantizer : Compressor or None
+        Compresses the kept values (native or written in Python): worker i sends
+        ``chain(TopK(k=k_i), quantizer)`` (or ``chain(Threshold(tau=lambda_i), quantizer)``).
     aggregator : Aggregator or None
         None means ``WeightedMean("data")``.
     server_momentum, downlink : as :class:`Method`.
@@ -63,10 +67,11 @@ class DAGC(Method):
     (3, 4)
     """
 
-    def __init__(self, variant="R", *, mean, error_feedback=True, volumes=None, aggregator=None,
+    def __init__(self, variant="R", *, mean, error_feedback=True, volumes=None, quantizer=None, aggregator=None,
                  server_momentum=0.0, downlink=None):
         self.variant = variant
         self.mean = mean
+        self.quantizer = quantizer
         self.error_feedback = error_feedback
         self.volumes = volumes
         self.aggregator = aggregator
@@ -85,6 +90,10 @@ class DAGC(Method):
             raise TypeError(f"DAGC: error_feedback must be a bool, got {self.error_feedback!r}")
         if self.volumes is not None:
             _volumes(self.volumes, "DAGC")
+        if self.quantizer is not None and not isinstance(self.quantizer, Compressor):
+            raise TypeError(f"DAGC: quantizer must be a pyqsgd compressor (native or Python) or None, "
+                            f"got {self.quantizer!r}")
+        _check_combine(self)
         if self.aggregator is not None and not isinstance(self.aggregator, Aggregator):
             raise TypeError(f"DAGC: aggregator must be a pyqsgd aggregator, got {self.aggregator!r}")
         check_float("DAGC", "server_momentum", self.server_momentum, low=0.0, high=1.0, high_open=True)
@@ -95,7 +104,10 @@ class DAGC(Method):
     def compressors(self):
         """The uniform compressor DAGC reduces to when volumes are equal (TopK(ratio=mean) or
         Threshold(tau=mean)); per-worker ones come from :meth:`compressors_for`."""
-        return [TopK(ratio=float(self.mean)) if self.variant == "R" else Threshold(tau=float(self.mean))]
+        return [self._stage(TopK(ratio=float(self.mean)) if self.variant == "R" else Threshold(tau=float(self.mean)))]
+
+    def _stage(self, sparsifier):
+        return sparsifier if self.quantizer is None else chain(sparsifier, self.quantizer)
 
     def worker_weights(self, sizes):
         agg = self.aggregator if self.aggregator is not None else WeightedMean("data")
@@ -110,8 +122,8 @@ class DAGC(Method):
                              "give one volume per worker (or volumes=None to use the shard sizes)")
         if self.variant == "R":
             ks = topk_counts(assign_ratios(vol, self.mean), int(d))
-            return [TopK(k=int(k)) for k in ks]
-        return [Threshold(tau=float(t)) for t in assign_thresholds(vol, self.mean)]
+            return [self._stage(TopK(k=int(k))) for k in ks]
+        return [self._stage(Threshold(tau=float(t))) for t in assign_thresholds(vol, self.mean)]
 
     def _make(self, d, m):
         cs = self._native_compressors(d, m)

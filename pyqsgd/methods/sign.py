@@ -45,6 +45,8 @@ class LESignSGD(_FixedCompressor, Method):
     State: ``g_hat``, ``error``, ``g_hat_mean``, ``skip_streak``.
     """
 
+    _supports_combine = False  # the server sums the last-known estimates itself
+
     def __init__(self, D=10, xi=0.8, t_bar=100, *, aggregator=None, server_momentum=0.0, downlink=None):
         self.D = D
         self.xi = xi
@@ -63,6 +65,7 @@ class LESignSGD(_FixedCompressor, Method):
 
 class _Vote(_FixedCompressor, Method):
     _federated = False
+    _supports_combine = False  # the server votes on the packed signs
 
     def _vote_args(self):
         return dict(W=10.0, lam=1.0, t_in=0, eps=1e-5, per_coordinate=False, oracle=False)

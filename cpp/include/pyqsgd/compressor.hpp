@@ -86,6 +86,10 @@ class Compressor {
     virtual const Selector* as_selector() const { return nullptr; }
     // True when the compressor's encode rejects non-finite input itself (saves a pass).
     virtual bool checks_finite() const { return false; }
+    // True when encode/decode call back into the Python interpreter (a compressor written in
+    // Python, or a combinator with such a stage). Callers then run it from one thread at a
+    // time: the callback takes the GIL, and OpenMP threads queueing on the GIL gain nothing.
+    virtual bool needs_gil() const { return false; }
     // Exact payload bits of any message for dimension d, or kUnknownBits when data-dependent.
     // decompress() compares it with the message before the caller allocates d floats, so an
     // adversarial header (huge d, tiny payload) is rejected without allocating.

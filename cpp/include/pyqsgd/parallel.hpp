@@ -51,19 +51,20 @@ constexpr double kMinParallelWork = 32768.0;
 
 template <class F>
 void parallel_for(int64_t n, F&& f, double work = 1e300) {
-    ExceptionBox box;
 #ifdef _OPENMP
     const bool nested = omp_in_parallel();
     const int threads = nested ? 1 : std::max(1, get_num_threads());
     if (threads > 1 && n > 1 && work >= kMinParallelWork) {
+        ExceptionBox box;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
         for (int64_t i = 0; i < n; ++i) box.run([&] { f(i); });
         box.rethrow();
         return;
     }
 #endif
-    for (int64_t i = 0; i < n; ++i) box.run([&] { f(i); });
-    box.rethrow();
+    // Serial: the first exception propagates at once (no OpenMP region to escape), so a Python
+    // callback that raised is not called again for the remaining iterations.
+    for (int64_t i = 0; i < n; ++i) f(i);
 }
 
 // f(block_index, begin, end) over fixed blocks of [0, n); `cost` = operations per element.

@@ -8,6 +8,7 @@ enum Tag : uint16_t {
     kIdentity = 1, kTopK = 2, kRandK = 3, kSign = 4, kScaledSign = 5, kQSGD = 6, kTernGrad = 7,
     kNatural = 8, kChain = 9, kInduced = 10, kTruncate = 11, kNonUniform = 12, kTruncatedQuantizer = 13,
     kThreshold = 14,
+    kPython = 15,  // a compressor written in Python (its repr is the fingerprinted name)
 };
 
 // x itself as float32: U(0), 32d bits. Also a (dense) chain stage.

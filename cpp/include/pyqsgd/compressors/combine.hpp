@@ -11,6 +11,7 @@ class Chain final : public Compressor {
     Chain(CompressorPtr a, CompressorPtr b);
     std::string name() const override { return "chain(" + a_->name() + ", " + b_->name() + ")"; }
     uint16_t tag() const override { return kChain; }
+    bool needs_gil() const override { return a_->needs_gil() || b_->needs_gil(); }
     void check(uint64_t d) const override;
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
@@ -34,6 +35,7 @@ class Induced final : public Compressor {
     Induced(CompressorPtr c1, CompressorPtr c2);
     std::string name() const override { return "induced(" + c1_->name() + ", " + c2_->name() + ")"; }
     uint16_t tag() const override { return kInduced; }
+    bool needs_gil() const override { return c1_->needs_gil() || c2_->needs_gil(); }
     void check(uint64_t d) const override {
         c1_->check(d);
         c2_->check(d);

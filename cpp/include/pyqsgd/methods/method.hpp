@@ -43,6 +43,20 @@ struct Round {
 
 using NamedArrays = std::vector<std::pair<std::string, std::vector<double>>>;
 
+// A server-side aggregation rule other than the weighted sum (an Aggregator written in Python).
+// `senders` are the workers that sent, in worker order; coef[k] is the coefficient the weighted
+// sum would give senders[k] (w_i/p_i for estimators, w_i for tracked means); out has d entries.
+class Combiner {
+   public:
+    virtual ~Combiner() = default;
+    virtual std::string name() const = 0;
+    virtual bool needs_gil() const { return false; }
+    virtual void combine(const std::vector<uint32_t>& senders, const std::vector<float*>& decoded,
+                         const std::vector<Message>& msgs, const std::vector<double>& coef, uint64_t d,
+                         double* out) const = 0;
+};
+using CombinerPtr = std::shared_ptr<const Combiner>;
+
 class Method {
    public:
     virtual ~Method() = default;
@@ -71,6 +85,13 @@ class Method {
     }
     // Learned per-worker vote weights (federated voting); empty otherwise.
     virtual std::vector<double> vote_weights() const { return {}; }
+    // True when a worker or server step calls back into Python (a Python method, compressor or
+    // aggregator): the simulator then runs the worker loop on one thread (see Compressor).
+    virtual bool needs_gil() const {
+        for (const auto& c : comps_)
+            if (c->needs_gil()) return true;
+        return (downlink && downlink->needs_gil()) || (combiner && combiner->needs_gil());
+    }
 
     const RunInfo& info() const { return info_; }
     // What the server decodes from worker i's message (used when workers run elsewhere, e.g.
@@ -79,6 +100,22 @@ class Method {
     // Server momentum beta in [0, 1) and optional downlink compressor (applied by the simulator).
     double momentum = 0.0;
     CompressorPtr downlink;
+    // Replaces the weighted sum of the estimator (see aggregate); null = weighted sum.
+    CombinerPtr combiner;
+    // Compresses v (double) as float32 with worker i's key; decodes into `decoded`. Throws
+    // NonFiniteError when v is not finite in float32.
+    void compress_vector(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded,
+                         Workspace& ws) const;
+    // out = scale * sum over sent workers of coef(i) decoded[i] (the weighted sum, exactly as
+    // weighted_sum with coefficients scale * coef(i)), or scale * combiner(...) when a combiner
+    // is set. Methods call it where they form their estimator.
+    template <class Coef>
+    void aggregate(const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                   const std::vector<Message>& msgs, Coef coef, double scale, double* out) const;
+    // The plain weighted sum, in worker order, identical at any thread count.
+    template <class Coef>
+    void weighted_sum(const std::vector<Upload>& status, const std::vector<float*>& decoded, Coef coef,
+                      double* out) const;
 
    protected:
     RunInfo info_;
@@ -86,14 +123,6 @@ class Method {
     std::vector<CompressorPtr> comps_;
     const Compressor& comp(uint32_t i) const { return comps_.size() == 1 ? *comps_[0] : *comps_[i]; }
 
-    // Compresses v (double) as float32 with worker i's key; decodes into `decoded`.
-    void compress_vector(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded,
-                         Workspace& ws) const;
-    // out[j] = sum over sent workers, in worker order, of coef(i) * decoded[i][j]; parallel over
-    // fixed coordinate blocks, so identical at any thread count.
-    template <class Coef>
-    void weighted_sum(const std::vector<Upload>& status, const std::vector<float*>& decoded, Coef coef,
-                      double* out) const;
     // Copies each array of `s` into the slot with its name, checking sizes; every slot is required.
     void assign_state(const NamedArrays& s, const std::vector<std::pair<std::string, std::vector<double>*>>& slots);
     // Estimator coefficient w_i / p_i (unbiased under partial participation).
@@ -114,6 +143,30 @@ void Method::weighted_sum(const std::vector<Upload>& status, const std::vector<f
             for (int64_t j = lo; j < hi; ++j) out[j] += c * double(row[j]);
         }
     });
+}
+
+template <class Coef>
+void Method::aggregate(const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                       const std::vector<Message>& msgs, Coef coef, double scale, double* out) const {
+    if (!combiner) {
+        weighted_sum(status, decoded, [&](uint32_t i) { return scale * coef(i); }, out);
+        return;
+    }
+    std::vector<uint32_t> senders;
+    std::vector<double> c;
+    for (uint32_t i = 0; i < info_.m; ++i)
+        if (status[i] == Upload::kSent) {
+            senders.push_back(i);
+            c.push_back(coef(i));
+        }
+    const uint64_t d = info_.d;
+    if (senders.empty()) {
+        for (uint64_t j = 0; j < d; ++j) out[j] = 0.0;
+        return;
+    }
+    combiner->combine(senders, decoded, msgs, c, d, out);
+    if (scale != 1.0)
+        for (uint64_t j = 0; j < d; ++j) out[j] *= scale;
 }
 
 }  // namespace pyqsgd

@@ -31,7 +31,7 @@ class Aggregator(Params):
     * ``weights``: float64 array (k,), the coefficients the weighted sum would give them
       (w_i/p_i for a method's estimator, w_i for tracked means), so ``weights @ vectors`` is the
       built-in rule;
-    * ``workers``: int64 array (k,) of their indices; ``messages``: their :class:`Message`\ s
+    * ``workers``: int64 array (k,) of their indices; ``messages``: their :class:`Message` objects
       (for rules that work on the encoded data).
 
     It returns the d-vector the method uses in place of the weighted sum: in DCGD, EF, EF21,

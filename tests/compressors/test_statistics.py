@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from registry import BY_ID, UNBIASED
-from stats import ALPHA, mean_ci, relative_errors, samples, unbiasedness_pvalue
+from pyqsgd.testing._stats import ALPHA, mean_ci, relative_errors, samples, unbiasedness_pvalue
 
 import pyqsgd as pq
 

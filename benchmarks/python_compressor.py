@@ -1,0 +1,189 @@
+"""Cost of a compressor written in Python: a NumPy TopK inside the native simulator.
+
+    python benchmarks/python_compressor.py            # full run: 100 workers, 100 rounds
+    python benchmarks/python_compressor.py --small    # quick run: 20 workers, 20 rounds
+
+A subclass of ``pq.Compressor`` with ``encode``/``decode``/``properties`` runs inside
+``pq.simulate``, which calls back into Python (GIL taken) once per message for encode and once
+for decode. This script measures what that costs, on EF21 + TopK (k ~ 5% of d) on w8a logistic
+regression (or, when the file is absent, a synthetic CSR stand-in of the same shape and
+density, as in benchmarks/simulate.py), at 1 thread:
+
+1. ``NumpyTopK`` (argpartition, sorted uint32 indices + float32 values) is checked to decode
+   to the same vector as ``pq.TopK(k=k)`` on random vectors without ties.
+2. rounds/s of ``pq.simulate`` with native ``pq.TopK`` vs ``NumpyTopK``, same rounds.
+3. Per-message callback overhead beyond the user's own NumPy time, estimated two ways:
+   (a) micro: time per ``c.decompress(c.compress(x, key))`` through the library minus the time
+       of the bare ``decode(encode(x, rng))`` bodies called directly on the same vector;
+   (b) simulate: (T_python - T_native) / (rounds x workers) - bare encode+decode time. This
+       also removes the native TopK kernel time (sub-microsecond at d = 300), so it slightly
+       understates the overhead.
+   The target (the issue): <= 20 us per message.
+
+Timing: ``time.perf_counter``, best of ``--loops`` (micro) or ``--repeats`` (simulate)
+interleaved repetitions: on a shared machine a burst of load then hits every side, and the
+minimum is the least noisy estimate.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+import pyqsgd as pq
+
+L2 = 1e-4
+RATIO = 0.05
+TARGET_US = 20.0
+
+
+class NumpyTopK(pq.Compressor):
+    """TopK in NumPy: the k largest |x_j|, sent as sorted uint32 indices then float32 values."""
+
+    def __init__(self, *, k):
+        self.k = k
+
+    def encode(self, x, rng):
+        idx = np.sort(np.argpartition(np.abs(x), x.size - self.k)[x.size - self.k:]).astype(np.uint32)
+        return idx.tobytes() + x[idx].tobytes()
+
+    def decode(self, data, d):
+        idx = np.frombuffer(data, np.uint32, count=self.k)
+        out = np.zeros(d, np.float32)
+        out[idx] = np.frombuffer(data, np.float32, offset=4 * self.k)
+        return out
+
+    def properties(self, d):
+        return pq.Properties(unbiased=False, omega=None, delta=self.k / d)
+
+
+def load(workers):
+    """w8a (49,749 x 300) or, if absent, a synthetic CSR problem of the same shape and density."""
+    path = pq.data.find_libsvm("w8a")
+    if path is not None:
+        X, y = pq.data.load_libsvm(path, n_features=300)
+        source = f"w8a ({path})"
+    else:
+        rng = np.random.default_rng(0)
+        n, d, density = 49749, 300, 0.0388
+        X = sp.random(n, d, density=density, format="csr", dtype=np.float32, random_state=rng,
+                      data_rvs=lambda k: np.ones(k, np.float32))
+        y = np.where(rng.random(n) < 0.03, 1.0, -1.0).astype(np.float32)
+        source = "SYNTHETIC stand-in for w8a (file not found): same shape and density"
+    parts = pq.data.partition(X.shape[0], workers, scheme="iid", key=0)
+    return X, y, parts, source
+
+
+def check_same(k, d, trials=50):
+    """NumpyTopK decodes to exactly what pq.TopK(k=k) decodes to (continuous x: no ties)."""
+    rng = np.random.default_rng(1)
+    ours, ref = NumpyTopK(k=k), pq.TopK(k=k)
+    for t in range(trials):
+        x = rng.standard_normal(d).astype(np.float32)
+        a, b = ours(x, key=t), ref(x, key=t)
+        assert np.array_equal(a, b), f"NumpyTopK != pq.TopK on trial {t}"
+        assert ours.compress(x, key=t).bits == 8 * 8 * k  # 4 bytes index + 4 bytes value each
+
+
+def per_call(fns, n, loops):
+    """Best over `loops` rounds of the time per call of each of `fns`, each timed on `n` calls
+    in turn within a round (interleaved, so a burst of load from other processes hits all)."""
+    for fn in fns:
+        for _ in range(min(n, 100)):
+            fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(loops):
+        for j, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[j] = min(best[j], (time.perf_counter() - t0) / n)
+    return best
+
+
+def run_sim(prob, parts, compressor, rounds, lr):
+    t0 = time.perf_counter()
+    pq.simulate(prob, pq.methods.EF21(compressor), n_workers=len(parts), rounds=rounds, lr=lr,
+                partition=parts, log_every=max(rounds, 1), key=0)
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workers", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=5, help="simulate runs per compressor; the best is kept")
+    ap.add_argument("--calls", type=int, default=2000, help="calls per micro-timing loop")
+    ap.add_argument("--loops", type=int, default=15, help="micro-timing loops; the best is kept")
+    ap.add_argument("--small", "--quick", action="store_true", help="quick run: 20 workers, 20 rounds")
+    args = ap.parse_args(argv)
+    if args.small:
+        args.workers, args.rounds, args.repeats, args.calls, args.loops = 20, 20, 2, 1000, 5
+
+    X, y, parts, source = load(args.workers)
+    n, d = X.shape
+    k = max(1, int(round(RATIO * d)))
+    prob = pq.problems.LogisticRegression(X, y, l2=L2)
+    lr = 1.0 / prob.smoothness()
+    msgs = args.rounds * args.workers
+    print(f"data: {source}; n={n}, d={d}, nnz={X.nnz}; {args.workers} workers, {args.rounds} rounds; "
+          f"EF21(TopK(k={k})), 1 thread; pyqsgd {pq.__version__}")
+    la = os.getloadavg()
+    print(f"load average: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores")
+
+    check_same(k, d)
+    check_same(50, 1000)
+    print("NumpyTopK decodes identically to pq.TopK on random vectors without ties: OK")
+
+    native, python = pq.TopK(k=k), NumpyTopK(k=k)
+    x = np.random.default_rng(2).standard_normal(d).astype(np.float32)
+    rng = np.random.default_rng(3)
+    with pq.threads(1):
+        # (a) micro: bare user bodies vs the library path (compress + decompress) on one vector.
+        t_user, t_lib_py, t_lib_nat = per_call(
+            [lambda: python.decode(python.encode(x, rng), d),
+             lambda: python.decompress(python.compress(x, key=1)),
+             lambda: native.decompress(native.compress(x, key=1))], args.calls, args.loops)
+        # (b) simulate: interleaved repeats, best of each.
+        run_sim(prob, parts, native, 2, lr)
+        run_sim(prob, parts, python, 2, lr)
+        best = {"native": float("inf"), "python": float("inf")}
+        for _ in range(args.repeats):
+            best["native"] = min(best["native"], run_sim(prob, parts, native, args.rounds, lr))
+            best["python"] = min(best["python"], run_sim(prob, parts, python, args.rounds, lr))
+
+    over_micro = t_lib_py - t_user
+    per_msg_sim = (best["python"] - best["native"]) / msgs
+    over_sim = per_msg_sim - t_user
+    us = 1e6
+
+    print()
+    print(f"| {'pq.simulate, EF21, 1 thread':<40} | {'time (s)':>9} | {'rounds/s':>9} | {'vs native':>9} |")
+    print(f"|{'-' * 42}|{'-' * 11}|{'-' * 11}|{'-' * 11}|")
+    for name, key in ((f"native pq.TopK(k={k})", "native"), (f"NumpyTopK(k={k}) (Python)", "python")):
+        t = best[key]
+        print(f"| {name:<40} | {t:>9.3f} | {args.rounds / t:>9.1f} | {best['native'] / t:>8.2f}x |")
+    print()
+    print(f"| {'per message (compress + decompress)':<58} | {'us':>8} |")
+    print(f"|{'-' * 60}|{'-' * 10}|")
+    rows = [("user's NumPy: decode(encode(x, rng)) called directly", t_user),
+            ("library path, NumpyTopK: decompress(compress(x, key))", t_lib_py),
+            ("library path, native TopK (for reference)", t_lib_nat),
+            ("simulate: (T_python - T_native) / (rounds x workers)", per_msg_sim),
+            ("**overhead, micro: library path - user's NumPy**", over_micro),
+            ("**overhead, simulate: per-message difference - user's NumPy**", over_sim)]
+    for name, t in rows:
+        print(f"| {name:<58} | {t * us:>8.2f} |")
+    print()
+    worst = max(over_micro, over_sim)
+    verdict = "MET" if worst <= TARGET_US / us else "NOT MET"
+    print(f"callback overhead per message: {over_micro * us:.2f} us (micro), {over_sim * us:.2f} us (simulate); "
+          f"target <= {TARGET_US:.0f} us: {verdict}")
+
+
+if __name__ == "__main__":
+    main()

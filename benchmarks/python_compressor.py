@@ -14,7 +14,8 @@ density, as in benchmarks/simulate.py), at 1 thread:
 2. rounds/s of ``pq.simulate`` with native ``pq.TopK`` vs ``NumpyTopK``, same rounds.
 3. Per-message callback overhead beyond the user's own NumPy time, estimated two ways:
    (a) micro: time per ``c.decompress(c.compress(x, key))`` through the library minus the time
-       of the bare ``decode(encode(x, rng))`` bodies called directly on the same vector;
+       of the bare ``decode(encode(x, rng))`` bodies called directly on the same vector (it
+       includes the Python-side key/vector checks of ``compress``, which simulate skips);
    (b) simulate: (T_python - T_native) / (rounds x workers) - bare encode+decode time. This
        also removes the native TopK kernel time (sub-microsecond at d = 300), so it slightly
        understates the overhead.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
@@ -122,7 +122,7 @@ def main(argv=None):
     ap.add_argument("--small", "--quick", action="store_true", help="quick run: 20 workers, 20 rounds")
     args = ap.parse_args(argv)
     if args.small:
-        args.workers, args.rounds, args.repeats, args.calls, args.loops = 20, 20, 2, 1000, 5
+        args.workers, args.rounds, args.repeats, args.calls, args.loops = 20, 20, 3, 1000, 5
 
     X, y, parts, source = load(args.workers)
     n, d = X.shape

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <memory>
 #include <type_traits>
 
 #include "python_stages.hpp"
@@ -166,6 +167,13 @@ struct ServerContext {
 
 F64 as_array(const std::vector<double>& v) { return copy_f64(v.data(), v.size()); }
 
+// Ends a context's validity when the hook call returns or throws.
+template <class Ctx>
+struct Expire {
+    std::shared_ptr<Ctx>& ctx;
+    ~Expire() { ctx->method = nullptr; }
+};
+
 }  // namespace
 
 py::handle nonfinite_error_type() { return g_nonfinite; }
@@ -299,30 +307,23 @@ void PyMethod::reset(const RunInfo& info, const double* x0) {
 
 Upload PyMethod::worker(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded, Workspace& ws) {
     py::gil_scoped_acquire gil;
-    WorkerContext ctx{this, i, &r, &msg, decoded, &ws, false};
-    auto invalidate = [&] { ctx.method = nullptr; };
-    try {
-        obj_.get().attr("_pyqsgd_worker")(state_.get(), i, copy_f64(v, info_.d), py::cast(&ctx, py::return_value_policy::reference));
-    } catch (py::error_already_set& e) {
-        invalidate();
-        rethrow_python_error(e);
-    }
-    invalidate();
-    return ctx.sent ? Upload::kSent : Upload::kSkipped;
+    // Shared with Python: a context the hook keeps beyond the call stays a valid object whose
+    // methods raise (method = nullptr), never a dangling pointer.
+    auto ctx = std::make_shared<WorkerContext>(WorkerContext{this, i, &r, &msg, decoded, &ws, false});
+    Expire<WorkerContext> expire{ctx};
+    call_python([&] { obj_.get().attr("_pyqsgd_worker")(state_.get(), i, copy_f64(v, info_.d), py::cast(ctx)); });
+    return ctx->sent ? Upload::kSent : Upload::kSkipped;
 }
 
 int64_t PyMethod::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                          const std::vector<Message>& msgs, double* step) {
     py::gil_scoped_acquire gil;
-    ServerContext ctx{this, &r, &status, &decoded, &msgs};
-    try {
-        py::object s = obj_.get().attr("_pyqsgd_server")(state_.get(), py::cast(&ctx, py::return_value_policy::reference));
+    auto ctx = std::make_shared<ServerContext>(ServerContext{this, &r, &status, &decoded, &msgs});
+    Expire<ServerContext> expire{ctx};
+    call_python([&] {
+        py::object s = obj_.get().attr("_pyqsgd_server")(state_.get(), py::cast(ctx));
         take_array<double>(s, info_.d, step, name_ + ".server");
-    } catch (py::error_already_set& e) {
-        ctx.method = nullptr;
-        rethrow_python_error(e);
-    }
-    ctx.method = nullptr;
+    });
     return -1;
 }
 
@@ -369,7 +370,7 @@ void bind_python(py::module_& m) {
         .def(py::init<py::object, std::vector<CompressorPtr>, std::string, uint64_t, size_t>(), py::arg("method"),
              py::arg("compressors"), py::arg("name"), py::arg("skip_bits"), py::arg("history"));
 
-    py::class_<WorkerContext> worker_ctx(m, "WorkerContext", R"doc(
+    py::class_<WorkerContext, std::shared_ptr<WorkerContext>> worker_ctx(m, "WorkerContext", R"doc(
 What a PythonMethod's ``worker`` hook sees for one worker in one round (valid during the call).
 )doc");
     worker_ctx.def("compress", &WorkerContext::compress, py::arg("v"), R"doc(
@@ -398,7 +399,7 @@ decodes). At most once per round; a worker that never calls it skips the round.
             .def_property_readonly("prob", [](const C& c) { return as_array(c.live().info().prob); })
             .def_property_readonly("batch", [](const C& c) { return as_array(c.live().info().batch); });
     };
-    py::class_<ServerContext> server_ctx(m, "ServerContext", R"doc(
+    py::class_<ServerContext, std::shared_ptr<ServerContext>> server_ctx(m, "ServerContext", R"doc(
 What a PythonMethod's ``server`` hook sees in one round (valid during the call).
 )doc");
     server_ctx.def("aggregate", [](const ServerContext& c, const F64& coef) { return c.aggregate(coef, false); },

@@ -55,7 +55,7 @@ class PythonMethod(Method):
     ``prob`` (participation p_i) and ``batch``; the worker context also ``worker``, ``key`` and
     ``message``. Contexts are valid only during the hook call. Class attributes: ``skip_bits``
     (flag bits of a skipping worker, default 0) and ``history`` (how many past ||x^{s+1} - x^s||^2
-    ``ctx.step_sq`` keeps, default 0).
+    ``ctx.step_sq`` must keep at least, latest last; default 0).
 
     The hooks run with the GIL held, one worker at a time, in worker order; an exception raised
     in them reaches the caller of ``simulate`` as that exception (with the history so far on

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from . import python_stages as _stages
 from ._params import Params
 from ._validate import as_key, as_vector, check_float, check_int
 
@@ -78,9 +79,7 @@ class Compressor(Params):
     _derived = ("_native_obj",)
 
     def _build(self):
-        from .python_stages import native_adapter
-
-        return native_adapter(self)
+        return _stages.native_adapter(self)
 
     # ---- the Python protocol (subclasses override; see the class docstring) ----------------
 
@@ -95,39 +94,38 @@ class Compressor(Params):
     # ---- callbacks of the native adapter (python_stages.py checks what user code returns) ---
 
     def _pyqsgd_encode(self, x, seed, rnd, worker, stream):
-        from .python_stages import _Lease, as_payload, is_selector
-
-        with _Lease(seed, rnd, worker, stream) as rng:
-            if type(self).encode is Compressor.encode and is_selector(self):
-                return self._encode_selection(x, rng)
-            return as_payload(self, self.encode(x, rng))
+        leased = _stages.lease(seed, rnd, worker, stream)
+        try:
+            if type(self).encode is Compressor.encode and _stages.is_selector(self):
+                data = self._encode_selection(x, leased[0])
+            else:
+                data = self.encode(x, leased[0])
+        finally:
+            _stages.release(leased)
+        return data if type(data) is bytes else _stages.as_payload(self, data)
 
     def _pyqsgd_decode(self, data, d):
-        from .python_stages import as_decoded, is_selector
+        # Used only by selecting stages without a decode of their own (see native_adapter).
+        return self._decode_selection(data, d)
 
-        if type(self).decode is Compressor.decode and is_selector(self):
-            return self._decode_selection(data, d)
-        return as_decoded(self, self.decode(data, d), d)
+    def _pyqsgd_check_decoded(self, y, d):
+        return _stages.as_decoded(self, y, d)
 
     def _pyqsgd_properties(self, d):
-        from .python_stages import check_properties
-
-        return check_properties(self, self.properties(d), d)
+        return _stages.check_properties(self, self.properties(d), d)
 
     def _pyqsgd_select(self, x, seed, rnd, worker, stream):
-        from .python_stages import _Lease
-
-        with _Lease(seed, rnd, worker, stream) as rng:
-            return self._checked_select(x, rng)
+        leased = _stages.lease(seed, rnd, worker, stream)
+        try:
+            return self._checked_select(x, leased[0])
+        finally:
+            _stages.release(leased)
 
     def _pyqsgd_selection(self, data, d):
-        from .python_stages import as_indices
-
-        return as_indices(self, self.selection(data, d), d, "selection")
+        return _stages.as_indices(self, self.selection(data, d), d, "selection")
 
     def _checked_select(self, x, rng):
-        from .python_stages import as_decoded, as_indices, as_payload
-
+        as_decoded, as_indices, as_payload = _stages.as_decoded, _stages.as_indices, _stages.as_payload
         out = self.select(x, rng)
         if not isinstance(out, tuple) or len(out) not in (2, 3):
             raise TypeError(f"{type(self).__name__}.select must return (bytes, indices) or (bytes, indices, values), "
@@ -144,8 +142,7 @@ class Compressor(Params):
         return len(data).to_bytes(8, "little") + data + values.tobytes()
 
     def _decode_selection(self, data, d):
-        from .python_stages import as_indices
-
+        as_indices = _stages.as_indices
         if len(data) < 8 or int.from_bytes(data[:8], "little") > len(data) - 8:
             raise ValueError(f"{type(self).__name__}.decompress: malformed selection payload")
         n_sel = int.from_bytes(data[:8], "little")

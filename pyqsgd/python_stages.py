@@ -55,29 +55,41 @@ def generator_for(key):
     return np.random.Generator(bg)
 
 
-class _Lease:
-    """A per-thread Generator reset to one key for the length of one callback. A pool, not one
-    generator: a user encode that calls another Python compressor gets a second generator, so
-    the outer stream is not disturbed."""
+_getattr = np.random.Generator.__getattribute__
 
-    __slots__ = ("gen", "pool")
 
-    def __init__(self, seed, rnd, worker, stream):
-        pool = getattr(_local, "pool", None)
-        if pool is None:
-            pool = _local.pool = []
-        if pool:
-            gen = pool.pop()
-        else:
-            gen = np.random.Generator(np.random.Philox())
-        gen.bit_generator.state = _state(seed, rnd, worker, stream)
-        self.gen, self.pool = gen, pool
+class _KeyedGenerator(np.random.Generator):
+    """The Generator a callback receives: its stream is set to the message key on first use, so
+    a compressor that draws nothing (TopK, a deterministic quantizer) pays nothing for it."""
 
-    def __enter__(self):
-        return self.gen
+    def __getattribute__(self, name):
+        d = object.__getattribute__(self, "__dict__")
+        key = d["_pending"]
+        if key is not None:
+            d["_pending"] = None
+            _getattr(self, "bit_generator").state = _state(*key)
+        return _getattr(self, name)
 
-    def __exit__(self, *exc):
-        self.pool.append(self.gen)
+
+def lease(seed, rnd, worker, stream):
+    """A per-thread generator for one callback, from a pool: a user encode that calls another
+    Python compressor gets a second one, so the outer stream is not disturbed. Give it back
+    with :func:`release`."""
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = []
+    if pool:
+        gen, d = pool.pop()
+    else:
+        gen = _KeyedGenerator(np.random.Philox())
+        d = object.__getattribute__(gen, "__dict__")
+    d["_pending"] = (seed, rnd, worker, stream)
+    return gen, d, pool
+
+
+def release(leased):
+    gen, d, pool = leased
+    pool.append((gen, d))
 
 
 def _where(c, method):
@@ -175,9 +187,14 @@ def declared_unbiased(c):
 
 def native_adapter(c):
     from . import _core
+    from .compressors import Compressor
 
     if not is_python_defined(c):
         raise TypeError(f"{type(c).__name__} has no native kernel: a Python compressor implements "
                         "encode(self, x, rng) -> bytes, decode(self, data, d) -> float32 array and "
                         "properties(self, d) -> pyqsgd.Properties")
-    return _core.PythonCompressor(c, repr(c), declared_unbiased(c), is_selector(c))
+    # The adapter calls decode directly (its output is checked natively; as_decoded explains a
+    # rejected one); a selecting stage without its own decode uses the base class's.
+    own_decode = type(c).decode is not Compressor.decode
+    return _core.PythonCompressor(c, repr(c), declared_unbiased(c), is_selector(c),
+                                  "decode" if own_decode else "_pyqsgd_decode")

@@ -196,9 +196,11 @@ GilObject::~GilObject() {
 
 // ---- PyCompressor ---------------------------------------------------------------------------
 
-PyCompressor::PyCompressor(py::object compressor, std::string name, bool unbiased, bool selector)
+PyCompressor::PyCompressor(py::object compressor, std::string name, bool unbiased, bool selector,
+                           std::string decode_attr)
     : weak_(py::module_::import("weakref").attr("ref")(compressor)),
       name_(std::move(name)),
+      decode_attr_(std::move(decode_attr)),
       unbiased_(unbiased),
       selector_(selector) {}
 
@@ -222,8 +224,15 @@ void PyCompressor::decode(const Message&, SectionCursor& cur, uint64_t d, const 
     const Section& s = cur.next(name_.c_str());
     py::gil_scoped_acquire gil;
     call_python([&] {
-        py::object y = target().attr("_pyqsgd_decode")(section_bytes(s, name_), d);
-        take_array<float>(y, d, out, name_ + ".decode");
+        py::object self = target();
+        py::object y = self.attr(decode_attr_.c_str())(section_bytes(s, name_), d);
+        // Fast path: a contiguous float32 vector of length d with finite values, checked here.
+        // Anything else goes to Python, which raises the error that names the fix.
+        if (F32::check_(y)) {
+            auto a = py::reinterpret_borrow<F32>(y);
+            if (a.ndim() == 1 && uint64_t(a.shape(0)) == d && !copy_checked(out, a.data(), d)) return;
+        }
+        take_array<float>(self.attr("_pyqsgd_check_decoded")(y, d), d, out, name_ + ".decode");
     });
 }
 
@@ -360,8 +369,8 @@ void bind_python(py::module_& m) {
     g_overflow = py::register_exception<Float32Overflow>(m, "Float32Overflow", PyExc_ValueError).ptr();
 
     py::class_<PyCompressor, Compressor, std::shared_ptr<PyCompressor>>(m, "PythonCompressor")
-        .def(py::init<py::object, std::string, bool, bool>(), py::arg("compressor"), py::arg("name"),
-             py::arg("unbiased"), py::arg("selector"));
+        .def(py::init<py::object, std::string, bool, bool, std::string>(), py::arg("compressor"), py::arg("name"),
+             py::arg("unbiased"), py::arg("selector"), py::arg("decode_attr"));
     py::class_<Combiner, std::shared_ptr<Combiner>>(m, "Combiner").def_property_readonly("name", &Combiner::name);
     py::class_<PyCombiner, Combiner, std::shared_ptr<PyCombiner>>(m, "PythonCombiner")
         .def(py::init<py::object, std::string, bool>(), py::arg("aggregator"), py::arg("name"),

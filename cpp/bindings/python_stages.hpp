@@ -49,7 +49,7 @@ class GilObject {
 // objects that keep the compressor alive.
 class PyCompressor final : public Compressor, public Selector {
    public:
-    PyCompressor(pyb::object compressor, std::string name, bool unbiased, bool selector);
+    PyCompressor(pyb::object compressor, std::string name, bool unbiased, bool selector, std::string decode_attr);
     std::string name() const override { return name_; }
     uint16_t tag() const override { return kPython; }
     bool needs_gil() const override { return true; }
@@ -70,7 +70,7 @@ class PyCompressor final : public Compressor, public Selector {
    private:
     pyb::object target() const;  // the live Python compressor (GIL held)
     GilObject weak_;
-    std::string name_;
+    std::string name_, decode_attr_;  // decode_attr_: the Python method that decodes
     bool unbiased_, selector_;
 };
 

@@ -195,6 +195,6 @@ def native_adapter(c):
                         "properties(self, d) -> pyqsgd.Properties")
     # The adapter calls decode directly (its output is checked natively; as_decoded explains a
     # rejected one); a selecting stage without its own decode uses the base class's.
-    own_decode = type(c).decode is not Compressor.decode
+    selection_decode = type(c).decode is Compressor.decode and is_selector(c)
     return _core.PythonCompressor(c, repr(c), declared_unbiased(c), is_selector(c),
-                                  "decode" if own_decode else "_pyqsgd_decode")
+                                  "_pyqsgd_decode" if selection_decode else "decode")

@@ -79,6 +79,8 @@ class Dither(pq.Compressor):
         if len(data) != 4 + d:
             raise ValueError(f"Dither: payload of {len(data)} bytes, expected {4 + d}")
         scale = float(np.frombuffer(data, np.float32, count=1)[0])
+        if not np.isfinite(scale) or scale < 0:
+            raise ValueError(f"Dither: scale {scale} in the payload is not a finite number >= 0 (malformed)")
         codes = np.frombuffer(data, np.int8, offset=4).astype(np.float64)
         return (codes * (scale / self.levels)).astype(np.float32)
 

@@ -5,6 +5,6 @@
 suite runs it on every built-in.
 """
 from ._check import check_compressor
-from ._vectors import worst_case_vectors
+from ._vectors import BOUNDS_ONLY, worst_case_vectors
 
-__all__ = ["check_compressor", "worst_case_vectors"]
+__all__ = ["check_compressor", "worst_case_vectors", "BOUNDS_ONLY"]

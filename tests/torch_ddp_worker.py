@@ -153,8 +153,16 @@ def lsq_data(world, n_per=24, d=10):
 
 def parity_methods():
     import pyqsgd as pq
+    from pyqsgd.reference import methods as twins
 
-    return {"ef21_topk": (pq.methods.EF21(pq.TopK(k=3)), 0.1),
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from python_stages_lib import Dither, Largest, Median, NumpyTopK
+
+    return {"py_ef21_numpytopk": (twins.EF21(NumpyTopK(k=3)), 0.1),  # Python method + compressor
+            "py_diana_dither": (twins.DIANA(Dither(levels=8)), 0.05),
+            "ef_chain_largest_dither": (pq.methods.EF(pq.chain(Largest(k=4), Dither(levels=8))), 0.1),
+            "dcgd_median": (pq.methods.DCGD(pq.QSGD(levels=4), aggregator=Median()), 0.1),
+            "ef21_topk": (pq.methods.EF21(pq.TopK(k=3)), 0.1),
             "ef_topk": (pq.methods.EF(pq.TopK(k=3)), 0.1),
             "diana_induced": (pq.methods.DIANA(pq.induced(pq.TopK(k=2), pq.RandK(k=3))), 0.05),
             "dcgd_qsgd": (pq.methods.DCGD(pq.QSGD(levels=4)), 0.1),

@@ -14,3 +14,15 @@ def test_readme_quickstart_runs(capsys):
     exec(compile(blocks[0], "README quickstart", "exec"), {})  # noqa: S102
     out = capsys.readouterr().out
     assert "Properties(unbiased=True" in out and "bits_up=" in out
+
+
+@pytest.mark.skipif(not README.exists(), reason="README.md not beside the tests (installed-only layout)")
+def test_readme_write_your_own_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    own = [b for b in blocks if "pq.Compressor)" in b]
+    assert own, "README has no 'Write your own' block"
+    env = {}
+    exec(compile(own[0], "README write your own", "exec"), env)  # noqa: S102
+    df = env["hist"].to_frame()
+    assert df.loss.iloc[-1] < df.loss.iloc[0]
+    assert (df.bits_up.diff().dropna() == 10 * 8 * (4 + env["prob"].dim)).all()  # 10 workers x payload

@@ -2,8 +2,8 @@
 
     python examples/custom_compressor.py [--small] [--dataset a9a.t] [--out custom_compressor.png]
 
-NaturalDithering (not built in) passes pq.testing.check_compressor, then runs in EF21 and DIANA against QSGD(levels=7)
-(same bits), Natural (9 bits per coordinate), TopK (EF21) and uncompressed GD on logistic regression (l2 = 1e-2, 10
+NaturalDithering(levels=7) (4 bits per coordinate) passes pq.testing.check_compressor, then runs in EF21 and DIANA
+against QSGD(levels=7) (also 4), Natural (9), TopK (EF21) and uncompressed GD on logistic regression (l2 = 1e-2, 10
 workers; a9a.t when pq.data.find_libsvm finds it, else the bundled breast_cancer). Plots suboptimality vs uplink bits.
 """
 import argparse

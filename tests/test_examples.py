@@ -23,7 +23,8 @@ pytestmark = pytest.mark.examples
 
 def test_examples_exist():
     names = {p.stem for p in SCRIPTS}
-    assert {"quickstart", "compressors", "error_feedback", "sign_methods", "tnqsgd", "dagc"} <= names
+    assert {"quickstart", "compressors", "error_feedback", "sign_methods", "tnqsgd", "dagc",
+            "custom_compressor"} <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)

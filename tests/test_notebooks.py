@@ -36,7 +36,7 @@ def kernel_manager_factory(tmp_path_factory):
 def test_notebooks_exist():
     names = {p.stem for p in NOTEBOOKS}
     assert {"01_quickstart", "02_compressors", "03_error_feedback", "04_sign_methods", "05_tnqsgd",
-            "06_dagc"} <= names
+            "06_dagc", "07_custom_compressor"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -174,20 +174,24 @@ class Compressor(Params):
         """Encodes ``x`` (1-D, converted once to float32) with randomness from ``key``."""
         return self._native.compress(as_vector(x), as_key(key))
 
-    def decompress(self, msg, out=None):
+    def decompress(self, msg, out=None, *, d=None):
         """Decodes a ``Message`` of this compressor into a float32 vector of length ``msg.d``.
 
         ``out``: optional contiguous float32 array of length ``msg.d`` to decode into (reusing
         one buffer across rounds avoids an allocation per call); it is returned.
+        ``d``: the dimension the receiver expects; a message for another d is refused (pass it
+        whenever it is known: a message's d is not otherwise redundant).
         Raises ``ValueError`` when the message is malformed or came from another compressor.
         """
         if not isinstance(msg, _core.Message):
             raise TypeError(f"msg must be a pyqsgd.Message, got {type(msg).__name__}")
+        if d is not None:
+            d = check_int(type(self).__name__ + ".decompress", "d", d, low=1)
         if out is None:
-            return self._native.decompress(msg)
+            return self._native.decompress(msg, d)
         if not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a float32 numpy array, got {type(out).__name__}")
-        self._native.decompress_into(msg, out)
+        self._native.decompress_into(msg, out, d)
         return out
 
     def __call__(self, x, key=0):

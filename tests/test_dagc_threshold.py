@@ -10,6 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 import pyqsgd as pq
 from pyqsgd import _core
+from pyqsgd.reference import reseal
 
 
 def reference(x, tau):
@@ -134,7 +135,7 @@ def _corrupt(msg, section, word, value):
     offsets = np.cumsum([0] + [(b + 63) // 64 for b in section_bits(msg)])
     pos = header + 8 * (offsets[section] + word)
     buf[pos:pos + 8] = int(value).to_bytes(8, "little")
-    return bytes(buf)
+    return reseal(bytes(buf))  # a forgery with a valid checksum: the decoder itself must catch it
 
 
 def msg_sections(msg):
@@ -185,7 +186,7 @@ def test_keeps_exactly_the_large_entries(x, tau):
 def test_decoding_random_bytes_never_crashes(data):
     c = pq.Threshold(tau=1.0)
     base = c.compress(np.array([2.0, 0.0, 3.0, 0.0], dtype=np.float32), key=0).to_bytes()
-    buf = base[:43] + data
+    buf = reseal(base[:43] + data + bytes(4))  # valid checksum: the structure checks must hold
     try:
         c.decompress(pq.Message.from_bytes(buf))
     except ValueError:

@@ -125,3 +125,18 @@ def test_bad_inputs(tmp_path):
         load_libsvm(path, n_features=0)
     with pytest.raises(TypeError, match="n_features"):
         load_libsvm(path, n_features=2.0)
+
+
+def test_huge_feature_index_and_empty_file_name_the_problem(tmp_path):
+    huge = tmp_path / "huge.svm"
+    huge.write_text("1 1:0.5\n-1 2:1 99999999999:1\n")
+    with pytest.raises(ValueError, match=r"huge.svm' line 2, '99999999999:1': feature index too large"):
+        load_libsvm(huge)
+    empty = tmp_path / "empty.svm"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.svm' holds no samples"):
+        load_libsvm(empty)
+    comments = tmp_path / "comments.svm"
+    comments.write_text("# only a comment\n\n")
+    with pytest.raises(ValueError, match="holds no samples"):
+        load_libsvm(comments)

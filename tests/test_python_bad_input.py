@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from python_stages_lib import Dither, Largest  # noqa: E402
 
 import pyqsgd as pq  # noqa: E402
+from pyqsgd.reference import reseal  # noqa: E402
 
 
 class Base(pq.Compressor):
@@ -174,15 +175,19 @@ def test_malformed_wire_bytes_raise():
     b = bytearray(raw)
     hdr = 4 + 1 + 2 + 4 + 8 + 8 + 4 + 4 + 4 + 4  # magic .. n_sections (see message.hpp)
     b[hdr:hdr + 8] = (8 * (4 + 16) - 3).to_bytes(8, "little")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="checksum"):
         c.decompress(pq.Message.from_bytes(bytes(b)))
-    # Random corruption of the payload: the user's decode raises or returns finite floats.
+    with pytest.raises(ValueError, match="whole bytes"):
+        c.decompress(pq.Message.from_bytes(reseal(bytes(b))))
+    # Forged payloads (valid checksum): the user's decode raises or returns finite floats.
     rng = np.random.default_rng(0)
     for _ in range(200):
         b = bytearray(raw)
         b[hdr + 8 + rng.integers(0, 20)] ^= 1 << int(rng.integers(0, 8))
+        with pytest.raises(ValueError, match="checksum"):
+            pq.Message.from_bytes(bytes(b))
         try:
-            y = c.decompress(pq.Message.from_bytes(bytes(b)))
+            y = c.decompress(pq.Message.from_bytes(reseal(bytes(b))))
         except ValueError:
             continue
         assert y.shape == (16,) and np.isfinite(y).all()

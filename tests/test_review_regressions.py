@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pyqsgd as pq
+import pyqsgd.reference  # noqa: F401 - pq.reference.reseal
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +108,8 @@ def test_chunk_and_partition_validation(cancer):
 def test_truncate_rejects_nonfinite_payload():
     c = pq.Truncate(threshold=1.0)
     raw = bytearray(c.compress(np.array([0.0, 1.0, 2.0, 3.0], dtype=np.float32), key=0).to_bytes())
-    raw[-4:] = np.array([np.nan], dtype=np.float32).tobytes()
-    msg = pq.Message.from_bytes(bytes(raw))
+    raw[-8:-4] = np.array([np.nan], dtype=np.float32).tobytes()  # the last value (before the CRC)
+    msg = pq.Message.from_bytes(pq.reference.reseal(bytes(raw)))
     with pytest.raises(ValueError, match="NaN or Inf"):
         c.decompress(msg)
 

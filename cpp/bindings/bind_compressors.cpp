@@ -31,7 +31,17 @@ Message compress(const Compressor& c, const F32& x, const Key& key) {
     return msg;
 }
 
-F32 decompress(const Compressor& c, const Message& msg) {
+void check_dimension(const Compressor& c, const Message& msg, const py::object& d) {
+    if (d.is_none()) return;
+    const int64_t want = d.cast<int64_t>();
+    if (want < 1) throw std::invalid_argument("decompress: d must be >= 1, got " + std::to_string(want));
+    if (msg.d != uint64_t(want))
+        throw std::invalid_argument(c.name() + ".decompress: the message has d=" + std::to_string(msg.d) +
+                                    ", the receiver expects d=" + std::to_string(want));
+}
+
+F32 decompress(const Compressor& c, const Message& msg, const py::object& d) {
+    check_dimension(c, msg, d);
     // Header checks (tag, fingerprint, d, total payload bits) come before allocating d floats:
     // a forged d cannot make the receiver allocate memory its payload does not justify.
     c.check_message(msg);
@@ -55,7 +65,8 @@ F32 decompress(const Compressor& c, const Message& msg) {
 }
 
 // Decodes into a caller-owned buffer (reused across rounds: no allocation, no page faults).
-void decompress_into(const Compressor& c, const Message& msg, py::array out) {
+void decompress_into(const Compressor& c, const Message& msg, py::array out, const py::object& d) {
+    check_dimension(c, msg, d);
     c.check_message(msg);
     if (!py::isinstance<F32>(out) || out.ndim() != 1 || !(out.flags() & py::array::c_style) || !out.writeable())
         throw py::type_error("out must be a writeable, contiguous 1-D float32 array");
@@ -88,8 +99,8 @@ void bind_compressors(py::module_& m) {
         .def_property_readonly("needs_gil", &Compressor::needs_gil)
         .def("check", &Compressor::check, py::arg("d"))
         .def("compress", &compress, py::arg("x"), py::arg("key"))
-        .def("decompress", &decompress, py::arg("msg"))
-        .def("decompress_into", &decompress_into, py::arg("msg"), py::arg("out"))
+        .def("decompress", &decompress, py::arg("msg"), py::arg("d") = py::none())
+        .def("decompress_into", &decompress_into, py::arg("msg"), py::arg("out"), py::arg("d") = py::none())
         .def(
             "properties",
             [](const Compressor& c, uint64_t d) {

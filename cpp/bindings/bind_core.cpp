@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "pyqsgd/crc32c.hpp"
 #include "pyqsgd/message.hpp"
 #include "pyqsgd/parallel.hpp"
 #include "pyqsgd/rng.hpp"
@@ -39,10 +40,13 @@ An encoded compressor output: the wire format.
 
 ``bits`` is the exact payload length (what every bit counter adds up); the header (compressor
 tag, parameter fingerprint, d, shared key, section lengths) is shared context and not counted.
-``to_bytes()`` / ``Message.from_bytes()`` serialise it; decoding validates everything and raises
-``ValueError`` on truncated, oversized or corrupted input.
+``wire_bits`` is the full length of ``to_bytes()``: payload, header and a CRC-32C over all of
+it. ``Message.from_bytes()`` checks the checksum first (any accidental corruption raises
+``ValueError``, "checksum mismatch"), then validates the structure; decoding checks the rest.
 )doc")
         .def_property_readonly("bits", &Message::bits)
+        .def_property_readonly("wire_bits", &Message::wire_bits,
+                               "Bits of to_bytes(): the payload plus framing (header, section table, CRC-32C).")
         .def_readonly("tag", &Message::tag)
         .def_readonly("d", &Message::d)
         .def_readonly("fingerprint", &Message::fingerprint)
@@ -70,6 +74,20 @@ tag, parameter fingerprint, d, shared key, section lengths) is shared context an
         .def(py::pickle([](const Message& msg) { return py::bytes(msg.to_bytes()); },
                         [](py::bytes b) { return Message::from_bytes(std::string(b)); }));
 
+    m.def(
+        "crc32c",
+        [](py::bytes b, uint32_t crc) {
+            std::string s = b;
+            return crc32c(s.data(), s.size(), crc);
+        },
+        py::arg("data"), py::arg("crc") = 0);
+    m.def(
+        "crc32c_portable",
+        [](py::bytes b, uint32_t crc) {
+            std::string s = b;
+            return crc32c_portable(s.data(), s.size(), crc);
+        },
+        py::arg("data"), py::arg("crc") = 0);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("get_num_threads", &get_num_threads);
 

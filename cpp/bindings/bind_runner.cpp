@@ -67,6 +67,15 @@ class MethodRunner {
             if (st[i] == Upload::kSent) {
                 if (msgs[i].is_none()) throw std::invalid_argument("server: a sent status needs a message");
                 ms[i] = msgs[i].cast<Message>();
+                // Both ends know worker i's key for round t: a message for another round or
+                // worker (or seed) is refused, not decoded with the wrong draws.
+                const Key want = key_.with(t, i);
+                const Key& got = ms[i].key;
+                if (got.seed != want.seed || got.round != want.round || got.worker != want.worker)
+                    throw std::invalid_argument("server: worker " + std::to_string(i) + "'s message carries the key of "
+                                                "round " + std::to_string(got.round) + ", worker " +
+                                                std::to_string(got.worker) + "; expected round " + std::to_string(t) +
+                                                ", worker " + std::to_string(i) + " (a stale or misrouted message)");
             }
         }
         F64 step{py::ssize_t(d)};

@@ -1,5 +1,7 @@
 #include "pyqsgd/message.hpp"
 
+#include "pyqsgd/crc32c.hpp"
+
 #include <cstring>
 #include <stdexcept>
 
@@ -15,23 +17,25 @@ void put(std::string& out, T v) {
     out.append(b, sizeof(T));
 }
 
+// Reads little-endian fields from s[0..end).
 class ByteReader {
    public:
-    explicit ByteReader(const std::string& s) : s_(s) {}
+    ByteReader(const std::string& s, size_t end) : s_(s), end_(end) {}
     template <class T>
     T get(const char* field) {
-        if (s_.size() - pos_ < sizeof(T) || pos_ > s_.size())
+        if (end_ - pos_ < sizeof(T) || pos_ > end_)
             throw std::invalid_argument(std::string("Message.from_bytes: truncated input while reading ") + field);
         uint64_t v = 0;
         for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(uint8_t(s_[pos_ + i])) << (8 * i);
         pos_ += sizeof(T);
         return T(v);
     }
-    size_t remaining() const { return s_.size() - pos_; }
+    size_t remaining() const { return end_ - pos_; }
     size_t pos() const { return pos_; }
 
    private:
     const std::string& s_;
+    size_t end_;
     size_t pos_ = 0;
 };
 
@@ -39,6 +43,7 @@ class ByteReader {
 
 std::string Message::to_bytes() const {
     std::string out;
+    out.reserve(size_t(wire_bits() / 8));
     out.append(kMagic, 4);
     put<uint8_t>(out, kVersion);
     put<uint16_t>(out, tag);
@@ -52,18 +57,32 @@ std::string Message::to_bytes() const {
     for (size_t i = 0; i < used_; ++i) put<uint64_t>(out, sections_[i].bits);
     for (size_t i = 0; i < used_; ++i)
         for (uint64_t w : sections_[i].words) put<uint64_t>(out, w);
+    put<uint32_t>(out, crc32c(out.data(), out.size()));
     return out;
 }
 
 Message Message::from_bytes(const std::string& buf) {
-    ByteReader r(buf);
     if (buf.size() < 4 || std::memcmp(buf.data(), kMagic, 4) != 0)
         throw std::invalid_argument("Message.from_bytes: not a pyqsgd message (bad magic bytes)");
-    for (int i = 0; i < 4; ++i) r.get<uint8_t>("magic");
-    const uint8_t version = r.get<uint8_t>("version");
+    if (buf.size() < 5) throw std::invalid_argument("Message.from_bytes: truncated input while reading version");
+    const uint8_t version = uint8_t(buf[4]);
+    if (version == 1)
+        throw std::invalid_argument("Message.from_bytes: format version 1 (pyqsgd 0.1) carries no checksum and is "
+                                    "not read any more; re-encode the vector with this version");
     if (version != kVersion)
         throw std::invalid_argument("Message.from_bytes: unsupported format version " + std::to_string(version) +
                                     " (this build reads version " + std::to_string(kVersion) + ")");
+    // The checksum first: any accidental corruption is reported as such. Everything below still
+    // validates the structure (a forged message can carry a valid checksum).
+    if (buf.size() < kHeaderBytes + 4) throw std::invalid_argument("Message.from_bytes: truncated input (header)");
+    const size_t body = buf.size() - 4;
+    uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i) stored |= uint32_t(uint8_t(buf[body + size_t(i)])) << (8 * i);
+    if (crc32c(buf.data(), body) != stored)
+        throw std::invalid_argument("Message.from_bytes: checksum mismatch: the message was corrupted (or truncated) "
+                                    "in transit or storage");
+    ByteReader r(buf, body);
+    for (int i = 0; i < 5; ++i) r.get<uint8_t>("header");
     Message m;
     m.tag = r.get<uint16_t>("tag");
     m.fingerprint = r.get<uint32_t>("fingerprint");

@@ -47,8 +47,9 @@ def load_libsvm(path, n_features=None, multiclass=None, *, zero_based=False):
         ``path`` does not exist (the message names it).
     ValueError
         ``n_features`` is smaller than the file's largest feature index, labels do not fit
-        ``multiclass``, or the file is malformed (including a row whose indices are not
-        strictly increasing, or index 0 when ``zero_based=False``).
+        ``multiclass``, the file holds no samples, or it is malformed (including a row whose
+        indices are not strictly increasing, index 0 when ``zero_based=False``, or a feature
+        index beyond 2^31 - 1: the message names the line).
 
     Examples
     --------
@@ -76,6 +77,13 @@ def load_libsvm(path, n_features=None, multiclass=None, *, zero_based=False):
         X, raw = load_svmlight_file(str(path), dtype=np.float32, zero_based=bool(zero_based))
     except ValueError as e:  # scikit-learn's parser: bad token, index 0 when 1-based, unsorted row...
         raise ValueError(f"{owner}: cannot parse '{path}': {e}") from e
+    except OverflowError as e:  # a feature index beyond the parser's integer range
+        line, token = _huge_index(path)
+        where = f" line {line}, '{token}'" if line else ""
+        raise ValueError(f"{owner}: '{path}'{where}: feature index too large for a LIBSVM matrix "
+                         f"(at most {np.iinfo(np.int32).max}); the file is malformed") from e
+    if X.shape[0] == 0:
+        raise ValueError(f"{owner}: '{path}' holds no samples (empty file, or only blank/comment lines)")
     if n_features is not None:
         if X.shape[1] > n_features:
             raise ValueError(f"{owner}: n_features={n_features} is smaller than the largest feature "
@@ -85,6 +93,18 @@ def load_libsvm(path, n_features=None, multiclass=None, *, zero_based=False):
     X.sum_duplicates()  # also sorts the indices
     X.eliminate_zeros()
     return X.astype(np.float32, copy=False), _labels(raw, multiclass, owner, path)
+
+
+def _huge_index(path, limit=np.iinfo(np.int32).max):
+    """(line number, token) of the first feature index above ``limit``; (None, None) if none.
+    Runs only after the parser failed, so the normal path pays nothing for it."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            for token in line.split(b"#", 1)[0].split()[1:]:
+                idx = token.split(b":", 1)[0]
+                if idx.isdigit() and int(idx) > limit:
+                    return number, token.decode(errors="replace")
+    return None, None
 
 
 def _labels(raw, multiclass, owner, path):

@@ -21,9 +21,9 @@ from .. import compressors as _c
 from . import basic, combine, quant, sparse
 from ._draws import as_key
 from ._types import Encoded, Selected
-from ._wire import sections_of
+from ._wire import reseal, sections_of
 
-__all__ = ["compress", "twin", "selector", "sections_of", "Encoded", "Selected", "basic", "sparse", "quant",
+__all__ = ["compress", "twin", "selector", "sections_of", "reseal", "Encoded", "Selected", "basic", "sparse", "quant",
            "combine"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pack", "pack_floats", "sections_of", "bit_width", "index_bits", "pack_indices"]
+__all__ = ["pack", "pack_floats", "sections_of", "bit_width", "index_bits", "pack_indices", "reseal"]
 
 _HEADER = 4 + 1 + 2 + 4 + 8 + (8 + 4 + 4 + 4) + 4  # magic, version, tag, fingerprint, d, key, count
 
@@ -51,6 +51,28 @@ def pack_indices(idx, d):
         mask[idx.astype(np.int64)] = 1
         return pack(mask, 1)
     return pack(idx, bit_width(d))
+
+
+def reseal(raw):
+    """``raw`` (wire bytes whose last 4 are a CRC-32C) with the checksum recomputed.
+
+    For tests that forge a message on purpose (an edited d, section table or payload) to check
+    that the decoders' own validation catches it: without a fresh checksum
+    ``Message.from_bytes`` would reject the forgery before any decoder saw it.
+
+    >>> import numpy as np, pyqsgd as pq
+    >>> raw = bytearray(pq.QSGD(levels=2).compress(np.ones(4), key=0).to_bytes())
+    >>> raw[-5] ^= 1                                   # corrupt the payload
+    >>> pq.Message.from_bytes(bytes(raw))              # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ValueError: Message.from_bytes: checksum mismatch ...
+    >>> pq.Message.from_bytes(reseal(bytes(raw))).d    # a forgery with a valid checksum
+    4
+    """
+    from .._core import crc32c
+
+    body = bytes(raw[:-4])
+    return body + crc32c(body).to_bytes(4, "little")
 
 
 def sections_of(msg):

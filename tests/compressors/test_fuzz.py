@@ -19,6 +19,7 @@ FUZZ = textwrap.dedent(r"""
 
     rng = np.random.default_rng(int(sys.argv[2]))
     rounds = int(sys.argv[3])
+    from pyqsgd.reference import reseal
     HEADER, D_AT = 43, 11
     # d edits stay small or absurd: a plausible d of 2^27 would legitimately allocate 512 MB.
     D_EDITS = [0, 1, 2, 39, 41, 63, 64, 65, 80, 1000, 2**31, 2**32 - 1, 2**32, 2**63, 2**64 - 1]
@@ -51,20 +52,28 @@ FUZZ = textwrap.dedent(r"""
             b = bytearray(b[:HEADER]) + bytes(rng.integers(0, 256, rng.integers(0, 200), dtype=np.uint8))
         return bytes(b)
 
-    decoded = rejected = 0
+    decoded = rejected = unsealed = 0
     comps = [c.make() for c in CONFIGS]
     for r in range(rounds):
         c = comps[r % len(comps)]
         d = int(rng.choice([40, 64, 200]))
         x = rng.standard_normal(d).astype(np.float32)
         raw = c.compress(x, key=int(rng.integers(2**32))).to_bytes()
+        good = {raw}  # byte strings known to be valid messages (a mutation can be a no-op)
         for _ in range(4):
             raw = mutate(raw) if rng.random() < 0.9 else bytes(rng.integers(0, 256, rng.integers(0, 120), dtype=np.uint8))
+            # Most inputs get a valid checksum, so they reach the structure checks and decoders
+            # (a forger can compute one); the rest must all fail the checksum.
+            sealed = rng.random() < 0.75
+            if sealed and len(raw) >= 4:
+                raw = reseal(raw)
             try:
                 y = c.decompress(pq.Message.from_bytes(raw))
             except ValueError:
                 rejected += 1
                 continue
+            assert sealed or raw in good, ("an unsealed mutation decoded", repr(c), raw)
+            good.add(raw)
             assert y.dtype == np.float32 and y.ndim == 1 and np.all(np.isfinite(y)), (repr(c), raw)
             decoded += 1
     print(decoded, rejected)

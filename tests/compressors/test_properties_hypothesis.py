@@ -73,6 +73,9 @@ def test_qsgd_outputs_lie_on_the_codebook(x, s, key):
     exact = level * norm / s
     ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
     assert np.all(np.abs(np.abs(y) - exact) <= ulp), (y, exact)
+    # And exactly the float32 nearest to it (after the one rounding of l ||x|| / s in double):
+    # the decoder is correctly rounded, subnormal outputs included.
+    np.testing.assert_array_equal(np.abs(y), exact.astype(np.float32).astype(np.float64))
     assert level.max() <= s
     r = s * np.abs(x.astype(np.float64)) / norm
     assert np.all((level >= np.floor(r) - 1e-3) & (level <= np.ceil(r) + 1e-3))  # neighbours of r

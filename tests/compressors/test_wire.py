@@ -1,10 +1,15 @@
-"""Message.from_bytes and decompress validate adversarial input before trusting it."""
+"""Message.from_bytes and decompress validate adversarial input before trusting it.
+
+Accidental corruption is caught by the CRC-32C (test_integrity.py); the forgeries here carry a
+recomputed checksum (``reseal``), so they reach the structural checks and the decoders.
+"""
 import struct
 
 import numpy as np
 import pytest
 
 import pyqsgd as pq
+from pyqsgd.reference import reseal
 
 HEADER = 43  # magic 4, version 1, tag 2, fingerprint 4, d 8, key 20, section count 4
 D_AT = 11
@@ -16,19 +21,21 @@ def sample(c=None, d=50):
 
 
 def with_d(raw, d):
-    return raw[:D_AT] + struct.pack("<Q", d) + raw[D_AT + 8:]
+    return reseal(raw[:D_AT] + struct.pack("<Q", d) + raw[D_AT + 8:])
 
 
 @pytest.mark.parametrize("edit, what", [
     (lambda b: b"XQSG" + b[4:], "magic"),
     (lambda b: b[:4] + b"\x09" + b[5:], "version"),
-    (lambda b: b[:HEADER - 4], "truncated"),
-    (lambda b: b[:-1], "payload size"),
-    (lambda b: b + b"\0" * 8, "payload size"),
-    (lambda b: b[:HEADER - 4] + struct.pack("<I", 2**20) + b[HEADER:], "section count"),
-    (lambda b: b[:HEADER - 4] + struct.pack("<I", 3) + b[HEADER:], "section"),
-    (lambda b: b[:HEADER] + struct.pack("<Q", 2**60) + b[HEADER + 8:], "section length"),
-    (lambda b: b[:HEADER] + struct.pack("<Q", 2**40) + b[HEADER + 8:], "payload size"),
+    (lambda b: b[:4] + b"\x01" + b[5:], "version 1 .* no checksum"),
+    (lambda b: reseal(b[:HEADER - 4]), "truncated"),
+    (lambda b: reseal(b[:-5] + b[-4:]), "payload size"),
+    (lambda b: reseal(b[:-4] + b"\0" * 8 + b[-4:]), "payload size"),
+    (lambda b: reseal(b[:HEADER - 4] + struct.pack("<I", 2**20) + b[HEADER:]), "section count"),
+    (lambda b: reseal(b[:HEADER - 4] + struct.pack("<I", 3) + b[HEADER:]), "section"),
+    (lambda b: reseal(b[:HEADER] + struct.pack("<Q", 2**60) + b[HEADER + 8:]), "section length"),
+    (lambda b: reseal(b[:HEADER] + struct.pack("<Q", 2**40) + b[HEADER + 8:]), "payload size"),
+    (lambda b: b[:-1], "checksum"),
     (lambda b: b"", "magic"),
 ])
 def test_from_bytes_rejects(edit, what):
@@ -38,10 +45,10 @@ def test_from_bytes_rejects(edit, what):
 
 
 def test_nonzero_padding_bits_are_corruption():
-    c, raw = sample(pq.Sign(), d=10)  # one section of 10 bits in one word
-    word = struct.unpack("<Q", raw[-8:])[0] | (1 << 40)
+    c, raw = sample(pq.Sign(), d=10)  # one section of 10 bits in one word, then the checksum
+    word = struct.unpack("<Q", raw[-12:-4])[0] | (1 << 40)
     with pytest.raises(ValueError, match="padding"):
-        pq.Message.from_bytes(raw[:-8] + struct.pack("<Q", word))
+        pq.Message.from_bytes(reseal(raw[:-12] + struct.pack("<Q", word) + raw[-4:]))
 
 
 ALL = [pq.Identity(), pq.Sign(), pq.QSGD(levels=3), pq.TopK(k=4), pq.Natural(), pq.chain(pq.TopK(k=4), pq.TernGrad()),
@@ -100,7 +107,7 @@ def test_payload_corruption_is_detected(c, section, width, value, what):
     raw[pos:pos + 8] = struct.pack("<Q", (old & ~mask & (2**64 - 1)) | value)
     c.decompress(msg)  # the original decodes
     with pytest.raises(ValueError, match=what):
-        c.decompress(pq.Message.from_bytes(bytes(raw)))
+        c.decompress(pq.Message.from_bytes(reseal(bytes(raw))))
 
 
 def test_induced_sum_overflow_is_detected():
@@ -118,4 +125,4 @@ def test_induced_sum_overflow_is_detected():
     raw[off + starts[2]:off + starts[2] + 8] = struct.pack("<Q", 0)  # RandK index 0
     raw[off + starts[3]:off + starts[3] + 8] = struct.pack("<Q", 0x7F7FFFFF)
     with pytest.raises(ValueError, match="NaN or Inf"):
-        c.decompress(pq.Message.from_bytes(bytes(raw)))
+        c.decompress(pq.Message.from_bytes(reseal(bytes(raw))))

@@ -7,7 +7,12 @@
 // and is not counted, exactly like a transport header.
 //
 // to_bytes(): "PQSG" | version u8 | tag u16 | fingerprint u32 | d u64 | key (u64,u32,u32,u32) |
-//             n_sections u32 | n_sections x bits u64 | payload words (little-endian u64).
+//             n_sections u32 | n_sections x bits u64 | payload words (little-endian u64) |
+//             crc32c u32 (CRC-32C of every byte before it; version 2).
+// The checksum makes corruption in transit or storage an error instead of a silent wrong
+// vector: d and the key are not otherwise redundant (a RandK message decodes under any key).
+// Its 32 bits, like the rest of the framing, are not payload: bits() stays the research
+// figure; wire_bits() counts every byte to_bytes() produces.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -41,7 +46,7 @@ struct Section {
 
 class Message {
    public:
-    static constexpr uint8_t kVersion = 1;
+    static constexpr uint8_t kVersion = 2;  // 2: trailing CRC-32C (version 1 had none)
     static constexpr uint64_t kMaxSections = 1 << 16;
 
     uint16_t tag = 0;
@@ -80,8 +85,17 @@ class Message {
         return b;
     }
 
+    // Bits of to_bytes(): header, section table, payload words and checksum.
+    uint64_t wire_bits() const {
+        uint64_t words = 0;
+        for (size_t i = 0; i < used_; ++i) words += sections_[i].words.size();
+        return 8 * (kHeaderBytes + 8 * uint64_t(used_) + 8 * words + 4);
+    }
+    static constexpr uint64_t kHeaderBytes = 43;  // magic .. section count
+
     std::string to_bytes() const;
-    // Validates everything: magic, version, lengths against the buffer size, section count.
+    // Validates everything: magic, version, checksum, lengths against the buffer size, section
+    // count, padding bits.
     static Message from_bytes(const std::string& buf);
 
    private:

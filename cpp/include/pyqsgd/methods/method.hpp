@@ -96,7 +96,13 @@ class Method {
     const RunInfo& info() const { return info_; }
     // What the server decodes from worker i's message (used when workers run elsewhere, e.g.
     // in the DDP hook, and the decoding is not shared with the worker).
-    void decode(uint32_t i, const Message& msg, float* out, Workspace& ws) const { comp(i).decompress(msg, out, ws); }
+    // The receiver knows d: a message for another dimension is refused before decoding.
+    void decode(uint32_t i, const Message& msg, float* out, Workspace& ws) const {
+        if (msg.d != info_.d)
+            fail(name() + ": worker " + std::to_string(i) + "'s message has d=" + std::to_string(msg.d) +
+                 ", this run has d=" + std::to_string(info_.d));
+        comp(i).decompress(msg, out, ws);
+    }
     // Server momentum beta in [0, 1) and optional downlink compressor (applied by the simulator).
     double momentum = 0.0;
     CompressorPtr downlink;

@@ -77,15 +77,19 @@ it. ``Message.from_bytes()`` checks the checksum first (any accidental corruptio
     m.def(
         "crc32c",
         [](py::bytes b, uint32_t crc) {
-            std::string s = b;
-            return crc32c(s.data(), s.size(), crc);
+            char* p = nullptr;
+            Py_ssize_t n = 0;
+            PyBytes_AsStringAndSize(b.ptr(), &p, &n);
+            return crc32c(p, size_t(n), crc);
         },
         py::arg("data"), py::arg("crc") = 0);
     m.def(
         "crc32c_portable",
         [](py::bytes b, uint32_t crc) {
-            std::string s = b;
-            return crc32c_portable(s.data(), s.size(), crc);
+            char* p = nullptr;
+            Py_ssize_t n = 0;
+            PyBytes_AsStringAndSize(b.ptr(), &p, &n);
+            return crc32c_portable(p, size_t(n), crc);
         },
         py::arg("data"), py::arg("crc") = 0);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));

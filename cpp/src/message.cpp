@@ -17,6 +17,15 @@ void put(std::string& out, T v) {
     out.append(b, sizeof(T));
 }
 
+// Payload words in little-endian order: one copy on little-endian hosts.
+void append_words(std::string& out, const uint64_t* w, size_t n) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    out.append(reinterpret_cast<const char*>(w), 8 * n);
+#else
+    for (size_t i = 0; i < n; ++i) put<uint64_t>(out, w[i]);
+#endif
+}
+
 // Reads little-endian fields from s[0..end).
 class ByteReader {
    public:
@@ -29,6 +38,16 @@ class ByteReader {
         for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(uint8_t(s_[pos_ + i])) << (8 * i);
         pos_ += sizeof(T);
         return T(v);
+    }
+    // n little-endian u64 words (the caller checked that they are there).
+    void get_words(uint64_t* out, size_t n) {
+        if (n > remaining() / 8) throw std::invalid_argument("Message.from_bytes: truncated payload");
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (n) std::memcpy(out, s_.data() + pos_, 8 * n);
+        pos_ += 8 * n;
+#else
+        for (size_t i = 0; i < n; ++i) out[i] = get<uint64_t>("payload");
+#endif
     }
     size_t remaining() const { return end_ - pos_; }
     size_t pos() const { return pos_; }
@@ -55,8 +74,7 @@ std::string Message::to_bytes() const {
     put<uint32_t>(out, key.stream);
     put<uint32_t>(out, uint32_t(used_));
     for (size_t i = 0; i < used_; ++i) put<uint64_t>(out, sections_[i].bits);
-    for (size_t i = 0; i < used_; ++i)
-        for (uint64_t w : sections_[i].words) put<uint64_t>(out, w);
+    for (size_t i = 0; i < used_; ++i) append_words(out, sections_[i].words.data(), sections_[i].words.size());
     put<uint32_t>(out, crc32c(out.data(), out.size()));
     return out;
 }
@@ -106,8 +124,8 @@ Message Message::from_bytes(const std::string& buf) {
                                     " bytes does not match the section table (" + std::to_string(total_words * 8) +
                                     " bytes expected)");
     for (uint32_t i = 0; i < n; ++i) {
-        Section& s = m.add(lens[i]);
-        for (auto& w : s.words) w = r.get<uint64_t>("payload");
+        Section& s = m.add_for_overwrite(lens[i]);
+        r.get_words(s.words.data(), s.words.size());
         // Bits past the section's length must be zero: anything else is corruption.
         const unsigned tail = unsigned(lens[i] & 63u);
         if (tail && (s.words.back() >> tail) != 0)

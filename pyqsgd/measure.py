@@ -17,7 +17,12 @@ class Measurement:
     """Result of :func:`measure`; intervals are two-sided at the requested confidence.
 
     ``bias_z_max`` is the largest per-coordinate |z| of mean(C(x)) - x, and ``bias_p`` its
-    Bonferroni-corrected p-value under "unbiased" (small ⇒ evidence of bias). ``omega`` is the
+    Bonferroni-corrected p-value under "unbiased" (small ⇒ evidence of bias). It is a normal
+    approximation from running sums (memory O(d), any number of trials): where a coordinate's
+    mean sits in outputs rarer than a few in ``trials`` (e.g. a value just above a quantizer
+    level, rounded up with probability 1e-4) it reports bias that more trials would not
+    confirm. :func:`pyqsgd.testing.check_compressor` keeps the samples and handles that case
+    with an exact rare-event test; use it for a verdict. ``omega`` is the
     mean of ||C(x) - x||^2 / ||x||^2 (the variance constant for unbiased compressors) and
     ``delta`` = 1 - omega (the contraction constant for biased ones).
     """

@@ -113,9 +113,11 @@ class HookState:
 
     Notes
     -----
-    The wire also carries a byte header per message (``to_bytes``), padding to the longest
-    message in the all-gather, and a 16-byte (status, length) exchange; ``bits_*`` count the
-    payload only, so they match the simulator.
+    The wire also carries each message's framing (``to_bytes``: a 43-byte header, 8 bytes per
+    section length and a 4-byte CRC-32C, together ``Message.wire_bits``), padding to the
+    longest message in the all-gather, and a 16-byte (status, length) exchange; ``bits_*``
+    count the payload only, so they match the simulator. Received messages are checked: the
+    checksum, and d and the key against the bucket's dimension, round and sender.
 
     DDP rebuilds its buckets once, after the first iteration (parameters regrouped in
     gradient-ready order). A bucket that keeps its parameters in a new order keeps its method

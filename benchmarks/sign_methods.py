@@ -6,6 +6,8 @@
    averaged over seeds, on dense synthetic data and on sparse a9a.t: suboptimality over rounds
    and the learned vote weights (large-batch workers first). On a9a the agreement estimator's
    independence assumption fails (correlated signs on absent features): this script measures it.
+   Also FV per coordinate (our tie rule) and FV as the authors run it (``authors_compat=True``:
+   per-coordinate weights, ties count as disagreement, sign(0) = 0), with uplink bits per round.
 
     python benchmarks/sign_methods.py            # ~1 minute
     python benchmarks/sign_methods.py --small    # seconds
@@ -56,7 +58,9 @@ def lazy(rounds):
 def votes(prob, f_star, name, bs, rounds, seeds, lr):
     print(f"\n[2] {name}: batch sizes {bs}, lr={lr}, mean over {seeds} seeds")
     methods = {"MV": pq.methods.SignSGDMV(), "FV": pq.methods.SignSGDFV(T_in=20),
-               "FV (leave-one-out)": pq.methods.SignSGDFV(T_in=20, leave_one_out=True)}
+               "FV (leave-one-out)": pq.methods.SignSGDFV(T_in=20, leave_one_out=True),
+               "FV (per coordinate)": pq.methods.SignSGDFV(T_in=20, per_coordinate=True),
+               "FV (authors_compat)": pq.methods.SignSGDFV(T_in=20, authors_compat=True)}
     log = max(1, rounds // 4)
     for label, meth in methods.items():
         runs = [pq.simulate(prob, meth, n_workers=len(bs), rounds=rounds, lr=lr, batch_size=bs, key=s, log_every=log)
@@ -64,7 +68,8 @@ def votes(prob, f_star, name, bs, rounds, seeds, lr):
         gaps = np.mean([h.loss - f_star for h in runs], axis=0)
         rounds_logged = runs[0].round
         cells = "  ".join(f"t={int(t)}: {g:.4f}" for t, g in zip(rounds_logged[1:], gaps[1:]))
-        print(f"  {label:20} f - f*  {cells}")
+        bits = np.mean([h.bits_up[-1] for h in runs]) / (rounds * len(bs))
+        print(f"  {label:20} f - f*  {cells}  bits/upload {bits:.1f}")
         if runs[0].vote_weights is not None:
             w = np.mean([h.vote_weights[-1] for h in runs], axis=0)
             print(f"  {'':20} weights {np.array2string(w, precision=3)}")

@@ -65,7 +65,7 @@ def main():
     ap.add_argument("--dataset", default="a9a.t", help="LIBSVM file (else breast_cancer is used) or bundled name")
     ap.add_argument("--out", default="custom_compressor.png")
     args = ap.parse_args()
-    trials, rounds = (200, 60) if args.small else (2000, 600)
+    trials, rounds = (1000, 60) if args.small else (2000, 600)
 
     dataset = args.dataset if args.dataset in pq.data.BUNDLED or pq.data.find_libsvm(args.dataset) else "breast_cancer"
     prob = pq.ProblemSpec("logistic", dataset, l2=1e-2).build()

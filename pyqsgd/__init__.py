@@ -10,7 +10,7 @@ import os as _os
 # loads libgomp; an explicit user setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _core, dagc, data, methods, problems, problems_py  # noqa: E402
+from . import _core, bits, dagc, data, methods, problems, problems_py  # noqa: E402
 from ._core import Key, Message
 from .combine import Chain, Induced, chain, induced
 from .experiment import ProblemSpec, Spec
@@ -35,7 +35,7 @@ __all__ = [
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
     "methods", "problems", "data", "MajorityVote", "FederatedVote", "Truncate", "NonUniformQuantizer", "TruncatedQuantizer",
     "TruncatedUniformQuantizer", "sweep", "load_sweep", "Spec", "ProblemSpec", "plot", "experiment",
-    "Threshold", "dagc", "problems_py", "generator_for", "testing",
+    "Threshold", "dagc", "problems_py", "generator_for", "testing", "bits",
 ]
 
 

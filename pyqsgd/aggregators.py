@@ -32,7 +32,8 @@ class Aggregator(Params):
       (w_i/p_i for a method's estimator, w_i for tracked means), so ``weights @ vectors`` is the
       built-in rule;
     * ``workers``: int64 array (k,) of their indices; ``messages``: their :class:`Message` objects
-      (for rules that work on the encoded data).
+      (for rules that work on the encoded data; None when called through :meth:`aggregate`,
+      which has only vectors).
 
     It returns the d-vector the method uses in place of the weighted sum: in DCGD, EF, EF21,
     DIANA's estimator (its shift h keeps the exact mean), DAGC, EF-SignGD and Python methods'
@@ -81,6 +82,8 @@ class Aggregator(Params):
         out = self.combine(vectors, weights, **extra)
         where = f"{type(self).__name__}.combine"
         d = vectors.shape[1]
+        if isinstance(out, np.ndarray):
+            out = np.asarray(out)  # a subclass (masked array) as the plain data it holds
         if not isinstance(out, np.ndarray) or out.dtype.kind != "f":
             raise TypeError(f"{where} must return a float NumPy array of length d={d}, got "
                             f"{type(out).__name__}{' of dtype ' + str(out.dtype) if isinstance(out, np.ndarray) else ''}")

@@ -51,6 +51,9 @@ class Chain(Compressor):
     def _build(self):
         return _core.Chain(self.a._native, self.b._native)
 
+    def _python_backed(self):
+        return self.a._python_backed() or self.b._python_backed()
+
     def __repr__(self):
         return f"chain({self.a!r}, {self.b!r})"
 
@@ -88,6 +91,9 @@ class Induced(Compressor):
 
     def _build(self):
         return _core.Induced(self.c1._native, self.c2._native)
+
+    def _python_backed(self):
+        return self.c1._python_backed() or self.c2._python_backed()
 
     def __repr__(self):
         return f"induced({self.c1!r}, {self.c2!r})"

@@ -76,7 +76,7 @@ class Compressor(Params):
     (48, [1.0, -2.5, 3.0])
     """
 
-    _derived = ("_native_obj",)
+    _derived = ("_native_obj", "_adapter_args")
 
     def _build(self):
         return _stages.native_adapter(self)
@@ -164,18 +164,50 @@ class Compressor(Params):
 
     @property
     def _native(self):
+        # A pipeline with a Python stage is rebuilt on every use (about a microsecond: the
+        # stage's repr and constants are cached until set_params): caching it here would tie
+        # the object and its adapter in a cycle, and a parent would not see a stage's
+        # set_params. Native pipelines are immutable and cached.
+        if self._python_backed():
+            return self._build()
         obj = self.__dict__.get("_native_obj")
         if obj is None:
             obj = self._build()
             self.__dict__["_native_obj"] = obj
         return obj
 
+    def _python_backed(self):
+        """True when encode/decode call back into Python (this object or a stage of it)."""
+        return type(self)._is_python_defined
+
+    _is_python_defined = False  # set per class by __init_subclass__
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        protocol = any(name in cls.__dict__ for name in ("encode", "decode", "select", "selection"))
+        own_kernel = next((k for k in cls.__mro__[1:] if "_build" in k.__dict__ and k is not Compressor), None)
+        if protocol and own_kernel is not None:
+            raise TypeError(f"{cls.__name__}: a subclass of the built-in {own_kernel.__name__} runs its native "
+                            "kernel, so its encode/decode/select would be ignored; subclass pyqsgd.Compressor "
+                            "directly to write a compressor in Python")
+        cls._is_python_defined = _stages.is_python_defined_class(cls)
+
     def compress(self, x, key=0):
-        """Encodes ``x`` (1-D, converted once to float32) with randomness from ``key``."""
+        """Encodes ``x`` (1-D, converted once to float32) with randomness from ``key``.
+
+        Dtypes: the wire is float32, so every compressor works on ``x`` as float32. float64,
+        float16 and integer arrays, lists of numbers and torch tensors are accepted and
+        converted once (``np.ascontiguousarray(x, dtype=np.float32)``); float32 contiguous
+        input is used without a copy. Values beyond the float32 range raise ``ValueError``;
+        bool, complex and non-numeric input raise ``TypeError``. What comes back from
+        :meth:`decompress` (and ``__call__``) is float32 whatever the input dtype: cast it
+        yourself (``y.astype(x.dtype)``) if you need float64.
+        """
         return self._native.compress(as_vector(x), as_key(key))
 
     def decompress(self, msg, out=None, *, d=None):
-        """Decodes a ``Message`` of this compressor into a float32 vector of length ``msg.d``.
+        """Decodes a ``Message`` of this compressor into a float32 vector of length ``msg.d``
+        (always float32, the wire's dtype, whatever dtype was given to :meth:`compress`).
 
         ``out``: optional contiguous float32 array of length ``msg.d`` to decode into (reusing
         one buffer across rounds avoids an allocation per call); it is returned.
@@ -195,7 +227,16 @@ class Compressor(Params):
         return out
 
     def __call__(self, x, key=0):
-        """``decompress(compress(x, key))``: the compressed vector as the receiver sees it."""
+        """``decompress(compress(x, key))``: the compressed vector as the receiver sees it, as a
+        float32 array whatever the dtype of ``x`` (float64, integer and list input included).
+
+        >>> import numpy as np, pyqsgd as pq
+        >>> y = pq.TopK(k=2)(np.array([3.0, -5.0, 1.0, 4.0]))     # float64 in
+        >>> y.dtype, y.tolist()
+        (dtype('float32'), [0.0, -5.0, 0.0, 4.0])
+        >>> pq.TopK(k=2)([3, -5, 1, 4]).dtype                     # a list of ints in
+        dtype('float32')
+        """
         return self.decompress(self.compress(x, key))
 
     def properties(self, d):
@@ -227,10 +268,16 @@ class Identity(Compressor):
         return _core.Identity()
 
 
+_ROUNDINGS = ("round", "floor")
+
+
 class _Sparse(Compressor):
-    def __init__(self, *, k=None, ratio=None):
+    rounding = "round"  # class default: objects pickled before ``rounding`` existed load unchanged
+
+    def __init__(self, *, k=None, ratio=None, rounding="round"):
         self.k = k
         self.ratio = ratio
+        self.rounding = rounding
         self._validate()
 
     def _validate(self):
@@ -239,13 +286,23 @@ class _Sparse(Compressor):
             raise ValueError(f"{name}: give exactly one of k and ratio (got k={self.k!r}, ratio={self.ratio!r})")
         check_int(name, "k", self.k, low=1, allow_none=True)
         check_float(name, "ratio", self.ratio, low=0.0, high=1.0, low_open=True, allow_none=True)
+        if not isinstance(self.rounding, str) or self.rounding not in _ROUNDINGS:
+            raise ValueError(f"{name}: rounding must be 'round' (k = max(1, round(ratio d))) or 'floor' "
+                             f"(k = max(1, floor(ratio d)), as GRACE and EF21's code), got {self.rounding!r}")
+        if self.rounding != "round" and self.k is not None:
+            raise ValueError(f"{name}: rounding applies to ratio only; with k={self.k!r} leave rounding at 'round'")
 
     def _k_ratio(self):
         return (int(self.k) if self.k is not None else 0, float(self.ratio) if self.ratio is not None else 0.0)
 
     def kept(self, d):
-        """Number of coordinates kept for dimension d: k, or max(1, round(ratio d))."""
-        return int(self.k) if self.k is not None else max(1, int(np.floor(self.ratio * d + 0.5)))
+        """Number of coordinates kept for dimension d: k, or from the ratio max(1, round(ratio d))
+        (halves up; ``rounding="round"``) or max(1, floor(ratio d)) (``rounding="floor"``), with
+        ratio d computed in float64 (so ratio=0.29, d=100 floors to 28, as in the peers' code)."""
+        if self.k is not None:
+            return int(self.k)
+        prod = self.ratio * d
+        return max(1, int(np.floor(prod if self.rounding == "floor" else prod + 0.5)))
 
 
 class TopK(_Sparse):
@@ -258,7 +315,14 @@ class TopK(_Sparse):
     k : int, optional
         Entries kept, 1 <= k <= d (checked against d at compress time).
     ratio : float, optional
-        Fraction in (0, 1]; k = max(1, round(ratio d)), halves rounded up. Give exactly one.
+        Fraction in (0, 1]; k from ``rounding``. Give exactly one of k and ratio.
+    rounding : {"round", "floor"}, default "round"
+        How a ``ratio`` becomes k: "round" k = max(1, round(ratio d)) with halves rounded up;
+        "floor" k = max(1, floor(ratio d)). ratio d is computed in float64 either way, so
+        ratio=0.29 with d=100 floors to 28 (0.29 * 100 = 28.999999999999996), as it does in
+        the peers' code. Only with ``ratio`` (it is not a parameter of an explicit k). Part of
+        the repr (when not the default) and of the fingerprint, so a receiver built with the
+        other rounding refuses the message instead of misreading it.
 
     Notes
     -----
@@ -268,18 +332,33 @@ class TopK(_Sparse):
     Randomness: none (``key`` is ignored). A chain stage: ``chain(TopK(k=..), QSGD(levels=..))``
     quantizes the kept values, indices stay exact.
 
+    Ties: among equal |x_j| the smaller index is kept (a total order, so the output is a
+    function of x alone, identical at any thread count).
+
+    Conventions of the peers (checked against their public code, see the README's fidelity
+    table): GRACE (sands-lab/grace), Horváth & Richtárik's induced-compressor code and EF21's
+    code all take k = floor(ratio d) -- ``rounding="floor"`` reproduces their k. On ties they
+    keep whatever their framework's top-k (``torch.topk``) returns, which is
+    framework-dependent and not in general the smaller index; pyqsgd does not imitate that.
+
     Examples
     --------
     >>> import numpy as np, pyqsgd as pq
     >>> pq.TopK(k=2)(np.array([3.0, -5.0, 1.0, 4.0]), key=0).tolist()
     [0.0, -5.0, 0.0, 4.0]
+    >>> pq.TopK(k=2)(np.array([1.0, -1.0, 1.0]), key=0).tolist()    # ties: smaller index
+    [1.0, -1.0, 0.0]
+    >>> pq.TopK(ratio=0.29).kept(100), pq.TopK(ratio=0.29, rounding="floor").kept(100)
+    (29, 28)
+    >>> pq.TopK(ratio=0.29, rounding="floor")
+    TopK(ratio=0.29, rounding='floor')
     >>> pq.TopK(ratio=0.5).compress(np.ones(4), key=0).bits     # 2 values + 4-bit bitmap
     68
     """
 
     def _build(self):
         k, ratio = self._k_ratio()
-        return _core.TopK(k=k, ratio=ratio)
+        return _core.TopK(k=k, ratio=ratio, rounding=self.rounding)
 
 
 class RandK(_Sparse):
@@ -288,6 +367,9 @@ class RandK(_Sparse):
     Parameters
     ----------
     k, ratio : as in :class:`TopK` (exactly one).
+    rounding : {"round", "floor"}, default "round"
+        ratio -> k as in :class:`TopK` (the same conversion, so a RandK and a TopK built from
+        one ratio keep the same number of coordinates).
     shared_seed : bool, default True
         True: the receiver regenerates S from the message's key, so only the values are sent
         (32 k bits). False: S is sent too, 32 k + min(k ceil(log2 d), d) bits.
@@ -310,9 +392,9 @@ class RandK(_Sparse):
     [0.0, 5.0]
     """
 
-    def __init__(self, *, k=None, ratio=None, shared_seed=True):
+    def __init__(self, *, k=None, ratio=None, shared_seed=True, rounding="round"):
         self.shared_seed = shared_seed
-        super().__init__(k=k, ratio=ratio)
+        super().__init__(k=k, ratio=ratio, rounding=rounding)
 
     def _validate(self):
         super()._validate()
@@ -321,7 +403,7 @@ class RandK(_Sparse):
 
     def _build(self):
         k, ratio = self._k_ratio()
-        return _core.RandK(k=k, ratio=ratio, shared_seed=bool(self.shared_seed))
+        return _core.RandK(k=k, ratio=ratio, shared_seed=bool(self.shared_seed), rounding=self.rounding)
 
 
 class Sign(Compressor):

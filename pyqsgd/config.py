@@ -11,7 +11,9 @@ Schema (every key optional unless marked; unknown keys are errors that name the 
     name = "logistic"              # logistic | least_squares | softmax
     dataset = "breast_cancer"      # bundled name, "synthetic", a LIBSVM file name ("a9a.t") or path
     l2 = 1e-2
-    fallback = "breast_cancer"     # used when a LIBSVM file is missing
+    fallback = "breast_cancer"     # optional: used (with a warning) when the dataset is not on this
+                                   # machine; without it a missing dataset is an error. Results
+                                   # record the dataset actually used (dataset, dataset_hash columns)
 
     [method]                       # (required) a class of pyqsgd.methods and its parameters
     name = "EF21"
@@ -219,7 +221,10 @@ def _dry_run(spec, point):
         problem = run.build_problem()
         kwargs = run.simulate_kwargs(problem, key=0)
     except (TypeError, ValueError, FileNotFoundError) as e:
-        raise ConfigError(f"{_key_of(e, point)}: {e} (grid point: {label})") from None
+        key = _key_of(e, point)
+        if isinstance(e, FileNotFoundError) and key == "config":
+            key = "problem.dataset"  # a dataset that is not on this machine (and no fallback)
+        raise ConfigError(f"{key}: {e} (grid point: {label})") from None
     rounds = kwargs.pop("rounds", None)
     if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0):
         raise ConfigError(f"simulate.rounds: must be an int >= 0, got {rounds!r}")

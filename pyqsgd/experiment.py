@@ -56,7 +56,11 @@ class ProblemSpec(Params):
     l2 : float
         l2 regularisation.
     fallback : str or None
-        Dataset used (with a warning) when a LIBSVM file is not on this machine; None raises.
+        ``None`` (default): a dataset that is neither bundled, ``"synthetic"``, nor a file found
+        by :func:`pyqsgd.data.find_libsvm` or as a path raises FileNotFoundError, naming the
+        paths searched, ``PYQSGD_DATA`` and the known names. A name (e.g. ``"breast_cancer"``):
+        that dataset is used instead, with a RuntimeWarning; results then record the fallback's
+        name and content hash (``dataset``, ``dataset_hash``), never the requested name.
     bias : bool
         Append a constant feature (intercept).
     n_samples, n_features : int, optional
@@ -65,7 +69,7 @@ class ProblemSpec(Params):
         Seed of synthetic data.
     """
 
-    def __init__(self, name="logistic", dataset="breast_cancer", *, l2=0.0, fallback="breast_cancer", bias=True,
+    def __init__(self, name="logistic", dataset="breast_cancer", *, l2=0.0, fallback=None, bias=True,
                  n_samples=None, n_features=None, data_key=0):
         self.name = name
         self.dataset = dataset
@@ -92,11 +96,15 @@ class ProblemSpec(Params):
         check_int("ProblemSpec", "data_key", self.data_key, low=0)
 
     def build(self):
-        """The native problem (cached per process, so a sweep loads each dataset once per worker)."""
+        """The native problem (cached per process, so a sweep loads each dataset once per worker).
+
+        Its ``dataset`` is the dataset actually loaded (the fallback's name after a fallback)."""
         return _build_problem(repr(self), self)
 
     def load_data(self):
-        """``(X, y, name)``: the features, labels and the dataset actually used (after fallback)."""
+        """``(X, y, name)``: the features, labels and the dataset actually used (after fallback).
+
+        Raises FileNotFoundError when the dataset is not found and ``fallback`` is None."""
         from . import data
 
         name = str(self.dataset)
@@ -113,10 +121,13 @@ class ProblemSpec(Params):
             path = data.find_libsvm(name) or (name if os.path.isfile(name) else None)
             if path is None:
                 if self.fallback is None:
-                    raise FileNotFoundError(f"ProblemSpec: dataset {name!r} is neither bundled nor a LIBSVM file on "
-                                            "this machine (set PYQSGD_DATA, or give a fallback)")
-                warnings.warn(f"dataset {name!r} not found on this machine; using {self.fallback!r} instead",
-                              RuntimeWarning, stacklevel=3)
+                    raise FileNotFoundError(data.libsvm.missing_dataset_message(
+                        name, "ProblemSpec", known=(*data.BUNDLED, _SYNTHETIC),
+                        hint="To run on a bundled dataset instead, pass fallback='breast_cancer' (with a "
+                             "warning; results then record dataset='breast_cancer')."))
+                warnings.warn(f"ProblemSpec: dataset {name!r} not found on this machine (set {data.DATA_ENV}); "
+                              f"using the fallback {str(self.fallback)!r} instead, and results record "
+                              f"dataset={str(self.fallback)!r}", RuntimeWarning, stacklevel=3)
                 return ProblemSpec(**{**self.get_params(deep=False), "dataset": self.fallback,
                                       "fallback": None}).load_data()
             X, y = data.load_libsvm(path, n_features=self.n_features,
@@ -139,10 +150,10 @@ def _build_problem(_key, spec):
     if spec.name == "logistic":
         if np.asarray(y).dtype.kind != "f":
             raise ValueError(f"ProblemSpec: dataset {name!r} is multiclass; use name='softmax'")
-        return problems.LogisticRegression(X, y, l2=spec.l2)
+        return problems.LogisticRegression(X, y, l2=spec.l2, dataset=name)
     if spec.name == "least_squares":
-        return problems.LeastSquares(X, np.asarray(y, dtype=np.float32), l2=spec.l2)
-    return problems.SoftmaxRegression(X, y, l2=spec.l2)
+        return problems.LeastSquares(X, np.asarray(y, dtype=np.float32), l2=spec.l2, dataset=name)
+    return problems.SoftmaxRegression(X, y, l2=spec.l2, dataset=name)
 
 
 def _labels(problem):

@@ -100,13 +100,32 @@ def _curves(df, hue):
     hue = [h for h in hue if h != "seed"]
     if not hue:
         return [("", df)]
+    names = short_names(hue)
     out = []
     for key, g in df.groupby(hue, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{h}={k}" if len(hue) > 1 or h not in ("method", "problem") else str(k)
-                          for h, k in zip(hue, key))
+        label = ", ".join(f"{name}={k}" if len(hue) > 1 or h not in ("method", "problem") else str(k)
+                          for h, name, k in zip(hue, names, key))
         out.append((label, g))
     return out
+
+
+def short_names(columns):
+    """Legend names for sweep columns: the last component of a nested grid name
+    (``method__compressor__k`` -> ``k``), with more components kept where two would clash.
+
+    >>> short_names(["lr_factor", "method__compressor__k", "method__downlink__k"])
+    ['lr_factor', 'compressor__k', 'downlink__k']
+    """
+    parts = [str(c).split("__") for c in columns]
+    depth = [1] * len(parts)
+    while True:
+        names = ["__".join(p[-n:]) for p, n in zip(parts, depth)]
+        clash = [i for i, name in enumerate(names) if names.count(name) > 1 and depth[i] < len(parts[i])]
+        if not clash:
+            return names
+        for i in clash:
+            depth[i] += 1
 
 
 def _aggregate(g, x, y, band):
@@ -148,7 +167,13 @@ def convergence(data, x="round", y="loss", *, hue=None, f_star=None, band="std",
     band : {"std", "sem", "minmax", None}
         Shaded band over seeds around the mean.
     logx, logy : bool
-        Log scales (``logx`` defaults to True for bit/upload axes).
+        Log scales (``logx`` defaults to True for bit/upload axes). On a log x axis points with
+        x <= 0 are not drawn: round 0 (no bits sent yet) is left out rather than shown at an
+        arbitrary small x.
+
+    Legends name each curve by the parameters that vary, with nested grid names shortened to
+    their last component (``k=3`` for ``method__compressor__k``; more components where two
+    names would clash, see :func:`short_names`).
     """
     x = "round" if x == "rounds" else x
     df, _ = _frame(data)
@@ -160,16 +185,20 @@ def convergence(data, x="round", y="loss", *, hue=None, f_star=None, band="std",
         if col not in df.columns:
             raise ValueError(f"plot.convergence: no column {col!r}; available: {', '.join(map(str, df.columns))}")
     ax = _axes(ax)
+    logx = (x != "round") if logx is None else logx
     for label, g in _curves(df, hue):
         xs, m, lo, hi = _aggregate(g, x, y, band)
+        if logx:  # a log axis cannot show x <= 0: round 0 (no bits, no uploads yet) is left out
+            keep = xs > 0
+            xs, m = xs[keep], m[keep]
+            lo, hi = (None, None) if lo is None else (lo[keep], hi[keep])
         (line,) = ax.plot(xs, m, label=label or None, **line_kw)
         if lo is not None:
             if logy:
                 lo = np.maximum(lo, np.nanmin(m[m > 0]) * 1e-3 if np.any(m > 0) else 1e-16)
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    logx = (x != "round") if logx is None else logx
     if logx:
-        ax.set_xscale("log")  # round 0 / zero bits are masked
+        ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(_XLABELS.get(x, x))

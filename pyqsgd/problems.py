@@ -19,11 +19,18 @@ import scipy.sparse as sp
 
 from . import _core
 from ._validate import check_float
+from .data.fingerprint import hash_arrays
 
-__all__ = ["Problem", "LeastSquares", "LogisticRegression", "SoftmaxRegression", "is_python_problem"]
+__all__ = ["Problem", "LeastSquares", "LogisticRegression", "SoftmaxRegression", "is_python_problem",
+           "dataset_columns", "DATASET_COLUMNS"]
+
+# What results record about the data a run used (History.to_frame().attrs, sweep columns).
+DATASET_COLUMNS = ("dataset", "dataset_n", "dataset_d", "dataset_hash")
 
 
 def _dataset(X, owner):
+    """``(native dataset, shape, (layout, arrays))``; the arrays are what the native side copies,
+    so hashing them identifies exactly the data the problem uses."""
     if sp.issparse(X):
         X = sp.csr_matrix(X, dtype=np.float32)
         X.sum_duplicates()
@@ -31,9 +38,9 @@ def _dataset(X, owner):
         n, d = X.shape
         if X.nnz and not np.isfinite(X.data).all():
             raise ValueError(f"{owner}: X contains NaN or Inf")
-        return _core.Dataset.csr(np.ascontiguousarray(X.indptr, dtype=np.int64),
-                                 np.ascontiguousarray(X.indices, dtype=np.int32),
-                                 np.ascontiguousarray(X.data, dtype=np.float32), n, d), (n, d)
+        arrays = (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
+                  np.ascontiguousarray(X.data, dtype=np.float32))
+        return _core.Dataset.csr(*arrays, n, d), (n, d), ("csr", arrays)
     try:
         A = np.asarray(X)
     except Exception as e:  # noqa: BLE001
@@ -47,7 +54,7 @@ def _dataset(X, owner):
     A = np.ascontiguousarray(A, dtype=np.float32)
     if not np.isfinite(A).all():
         raise ValueError(f"{owner}: X contains NaN or Inf")
-    return _core.Dataset.dense(A), A.shape
+    return _core.Dataset.dense(A), A.shape, ("dense", (A,))
 
 
 def _vector(v, n, name, owner, dtype=np.float32):
@@ -59,10 +66,43 @@ def _vector(v, n, name, owner, dtype=np.float32):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+def _dataset_name(value, owner):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{owner}: dataset must be a name (str) or None, got {value!r}")
+    return value
+
+
 class Problem:
-    """Base class of the native problems: loss, gradients and smoothness on any sample subset."""
+    """Base class of the native problems: loss, gradients and smoothness on any sample subset.
+
+    Every native problem records what data it holds: ``dataset`` (the name given at
+    construction, ``None`` when none was given; :class:`pyqsgd.ProblemSpec` passes the dataset
+    it actually loaded) and ``data_hash`` (:func:`pyqsgd.data.content_hash` of X and the
+    labels/targets as stored, computed once at construction). :func:`pyqsgd.simulate` copies
+    both, with n and d, into ``History.meta`` (see :meth:`dataset_info`).
+    """
 
     _native = None
+    dataset = None
+    data_hash = None
+
+    def _record_data(self, parts, labels, dataset):
+        """Stores the dataset name and the content hash of the data the native side received."""
+        layout, arrays = parts
+        self.dataset = dataset
+        self.data_hash = hash_arrays(layout, self.shape, arrays, labels)
+
+    def dataset_info(self):
+        """``{"dataset": name or None, "dataset_n": n, "dataset_d": d, "dataset_hash": hex}``: the
+        data as results record it (d counts the columns of X, including a bias column).
+
+        >>> import numpy as np, pyqsgd as pq
+        >>> info = pq.problems.LeastSquares(np.eye(3), np.ones(3), dataset="eye3").dataset_info()
+        >>> info["dataset"], info["dataset_n"], info["dataset_d"], len(info["dataset_hash"])
+        ('eye3', 3, 3, 16)
+        """
+        return {"dataset": self.dataset, "dataset_n": int(self.shape[0]), "dataset_d": int(self.shape[1]),
+                "dataset_hash": self.data_hash}
 
     @property
     def dim(self):
@@ -122,14 +162,16 @@ class LeastSquares(Problem):
     0.0
     """
 
-    def __init__(self, A, b, l2=0.0):
+    def __init__(self, A, b, l2=0.0, *, dataset=None):
         self.l2 = check_float("LeastSquares", "l2", l2, low=0.0)
-        data, self.shape = _dataset(A, "LeastSquares")
+        name = _dataset_name(dataset, "LeastSquares")
+        data, self.shape, parts = _dataset(A, "LeastSquares")
         self.b = _vector(b, self.shape[0], "b", "LeastSquares")
         if not np.isfinite(self.b).all():
             raise ValueError("LeastSquares: b contains NaN or Inf")
-        self._init_args = ((A, b), {"l2": l2})
+        self._init_args = ((A, b), {"l2": l2, "dataset": dataset})
         self._native = _core.LeastSquares(data, self.b, self.l2)
+        self._record_data(parts, self.b, name)
 
 
 class LogisticRegression(Problem):
@@ -141,16 +183,18 @@ class LogisticRegression(Problem):
     0.6931
     """
 
-    def __init__(self, X, y, l2=0.0):
+    def __init__(self, X, y, l2=0.0, *, dataset=None):
         self.l2 = check_float("LogisticRegression", "l2", l2, low=0.0)
-        data, self.shape = _dataset(X, "LogisticRegression")
+        name = _dataset_name(dataset, "LogisticRegression")
+        data, self.shape, parts = _dataset(X, "LogisticRegression")
         self.y = _vector(y, self.shape[0], "y", "LogisticRegression")
         bad = ~np.isin(self.y, (-1.0, 1.0))
         if bad.any():
             raise ValueError(f"LogisticRegression: labels y must be +1 or -1, found {np.unique(self.y[bad])[:5]}; "
                              "map {0, 1} labels with 2*y - 1")
-        self._init_args = ((X, y), {"l2": l2})
+        self._init_args = ((X, y), {"l2": l2, "dataset": dataset})
         self._native = _core.LogisticRegression(data, self.y, self.l2)
+        self._record_data(parts, self.y, name)
 
 
 class SoftmaxRegression(Problem):
@@ -162,9 +206,10 @@ class SoftmaxRegression(Problem):
     9
     """
 
-    def __init__(self, X, y, n_classes=None, l2=0.0):
+    def __init__(self, X, y, n_classes=None, l2=0.0, *, dataset=None):
         self.l2 = check_float("SoftmaxRegression", "l2", l2, low=0.0)
-        data, self.shape = _dataset(X, "SoftmaxRegression")
+        name = _dataset_name(dataset, "SoftmaxRegression")
+        data, self.shape, parts = _dataset(X, "SoftmaxRegression")
         y = np.asarray(y)
         if y.dtype.kind == "f":
             if not np.all(np.mod(y, 1) == 0):
@@ -178,12 +223,28 @@ class SoftmaxRegression(Problem):
             raise ValueError(f"SoftmaxRegression: labels must lie in [0, {n_classes}), got range "
                              f"[{self.y.min()}, {self.y.max()}]")
         self.n_classes = int(n_classes)
-        self._init_args = ((X, y), {"n_classes": n_classes, "l2": l2})
+        self._init_args = ((X, y), {"n_classes": n_classes, "l2": l2, "dataset": dataset})
         self._native = _core.SoftmaxRegression(data, self.y, self.n_classes, self.l2)
+        self._record_data(parts, self.y, name)
 
     def __repr__(self):
         return (f"SoftmaxRegression(n={self.n_samples}, d={self.shape[1]}, n_classes={self.n_classes}, "
                 f"l2={self.l2!r})")
+
+
+def dataset_columns(problem, n_samples=None):
+    """The :data:`DATASET_COLUMNS` of a run on ``problem``: :meth:`Problem.dataset_info` for a
+    native problem; for a Python problem its ``dataset`` / ``data_hash`` attributes when it has
+    them (``None`` otherwise), ``n_samples`` and the width of its ``X`` when it has one."""
+    if isinstance(problem, Problem):
+        return problem.dataset_info()
+    name, digest = getattr(problem, "dataset", None), getattr(problem, "data_hash", None)
+    X = getattr(problem, "X", None)
+    d = X.shape[1] if getattr(X, "ndim", 0) == 2 else None
+    return {"dataset": name if isinstance(name, str) else None,
+            "dataset_n": None if n_samples is None else int(n_samples),
+            "dataset_d": None if d is None else int(d),
+            "dataset_hash": digest if isinstance(digest, str) else None}
 
 
 def is_python_problem(obj):

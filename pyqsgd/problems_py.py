@@ -84,6 +84,16 @@ class MLPProblem:
         return self.X.shape[0]
 
     @property
+    def data_hash(self):
+        """Content hash of X (float64, as used) and y, computed once; recorded by
+        :func:`pyqsgd.simulate` as ``dataset_hash`` (see :func:`pyqsgd.data.content_hash`)."""
+        if getattr(self, "_data_hash", None) is None:
+            from .data.fingerprint import hash_arrays
+
+            self._data_hash = hash_arrays("dense", self.X.shape, (self.X,), self.y)
+        return self._data_hash
+
+    @property
     def dim(self):
         return sum(self._sizes)
 

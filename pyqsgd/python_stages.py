@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import threading
 
 import numpy as np
@@ -50,9 +51,9 @@ def generator_for(key):
     from ._validate import as_key
 
     k = as_key(key)
-    bg = np.random.Philox()
-    bg.state = _state(k.seed, k.round, k.worker, k.stream)
-    return np.random.Generator(bg)
+    gen = _KeyedGenerator(np.random.Philox(0))
+    object.__getattribute__(gen, "__dict__")["_pending"] = (k.seed, k.round, k.worker, k.stream)
+    return gen
 
 
 _getattr = np.random.Generator.__getattribute__
@@ -60,15 +61,25 @@ _getattr = np.random.Generator.__getattribute__
 
 class _KeyedGenerator(np.random.Generator):
     """The Generator a callback receives: its stream is set to the message key on first use, so
-    a compressor that draws nothing (TopK, a deterministic quantizer) pays nothing for it."""
+    a compressor that draws nothing (TopK, a deterministic quantizer) pays nothing for it.
+    ``spawn`` derives its children from the key too (not from the bit generator's seed)."""
 
     def __getattribute__(self, name):
         d = object.__getattribute__(self, "__dict__")
-        key = d["_pending"]
+        key = d.get("_pending")
         if key is not None:
             d["_pending"] = None
+            d["_key"] = key
             _getattr(self, "bit_generator").state = _state(*key)
         return _getattr(self, name)
+
+    def spawn(self, n_children):
+        """n independent generators derived from this message's key (child i: SeedSequence of
+        the key with spawn key (i,)), the same in every process."""
+        self.bit_generator  # noqa: B018 - resolves a pending key
+        key = object.__getattribute__(self, "__dict__")["_key"]
+        root = np.random.SeedSequence([*key, _KEY_TAG])
+        return [np.random.Generator(np.random.Philox(s)) for s in root.spawn(int(n_children))]
 
 
 def lease(seed, rnd, worker, stream):
@@ -81,7 +92,7 @@ def lease(seed, rnd, worker, stream):
     if pool:
         gen, d = pool.pop()
     else:
-        gen = _KeyedGenerator(np.random.Philox())
+        gen = _KeyedGenerator(np.random.Philox(0))  # fixed seed: its state is always overwritten
         d = object.__getattribute__(gen, "__dict__")
     d["_pending"] = (seed, rnd, worker, stream)
     return gen, d, pool
@@ -100,7 +111,10 @@ def as_payload(c, data, method="encode"):
     """The bytes a user encode/select returned (bytes-like is accepted and copied)."""
     if type(data) is bytes:
         return data
-    if isinstance(data, (bytearray, memoryview)):
+    if isinstance(data, np.bytes_):  # NumPy drops trailing zero bytes from these: data would be lost
+        raise TypeError(f"{_where(c, method)} returned numpy.bytes_, which drops trailing zero bytes; "
+                        "return array.tobytes() (plain bytes)")
+    if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
     raise TypeError(f"{_where(c, method)} must return bytes (the payload on the wire), got {type(data).__name__}; "
                     "return e.g. array.tobytes()")
@@ -111,6 +125,7 @@ def as_decoded(c, y, d, method="decode"):
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{_where(c, method)} must return a float32 NumPy array of length d={d}, "
                         f"got {type(y).__name__}")
+    y = np.asarray(y)  # a subclass (masked array, matrix) as the plain data it holds
     if y.dtype != np.float32:
         raise TypeError(f"{_where(c, method)} must return float32 values (decoded vectors are float32, as on the "
                         f"wire), got dtype {y.dtype}; return y.astype(np.float32)")
@@ -161,12 +176,15 @@ def check_properties(c, p, d):
     return bool(p.unbiased), None if omega is None else float(omega), None if delta is None else float(delta)
 
 
-def is_python_defined(c):
+def is_python_defined_class(t):
     """True for a Compressor subclass that implements the Python protocol (encode or select)."""
     from .compressors import Compressor
 
-    t = type(c)
     return t.encode is not Compressor.encode or getattr(t, "select", None) is not None
+
+
+def is_python_defined(c):
+    return is_python_defined_class(type(c))
 
 
 def is_selector(c):
@@ -185,16 +203,30 @@ def declared_unbiased(c):
     return check_properties(c, p, 64)[0]
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def native_adapter(c):
+    """A fresh native adapter holding ``c``. Its arguments (the repr, which is the message
+    fingerprint, and the declared unbiasedness) are computed once and cached on ``c`` until
+    ``set_params``; the adapter itself is not cached (see ``Compressor._native``)."""
     from . import _core
     from .compressors import Compressor
 
-    if not is_python_defined(c):
-        raise TypeError(f"{type(c).__name__} has no native kernel: a Python compressor implements "
-                        "encode(self, x, rng) -> bytes, decode(self, data, d) -> float32 array and "
-                        "properties(self, d) -> pyqsgd.Properties")
-    # The adapter calls decode directly (its output is checked natively; as_decoded explains a
-    # rejected one); a selecting stage without its own decode uses the base class's.
-    selection_decode = type(c).decode is Compressor.decode and is_selector(c)
-    return _core.PythonCompressor(c, repr(c), declared_unbiased(c), is_selector(c),
-                                  "_pyqsgd_decode" if selection_decode else "decode")
+    args = c.__dict__.get("_adapter_args")
+    if args is None:
+        if not is_python_defined(c):
+            raise TypeError(f"{type(c).__name__} has no native kernel: a Python compressor implements "
+                            "encode(self, x, rng) -> bytes, decode(self, data, d) -> float32 array and "
+                            "properties(self, d) -> pyqsgd.Properties")
+        name = repr(c)
+        if _ADDRESS.search(name):
+            raise TypeError(f"{type(c).__name__}: its repr {name!r} contains a memory address; the repr is the "
+                            "message fingerprint, so it must be the same in every process: give the parameter "
+                            "a stable repr (numbers, strings, lists, or a pyqsgd object)")
+        # The adapter calls decode directly (its output is checked natively; as_decoded explains
+        # a rejected one); a selecting stage without its own decode uses the base class's.
+        selection_decode = type(c).decode is Compressor.decode and is_selector(c)
+        args = (name, declared_unbiased(c), is_selector(c), "_pyqsgd_decode" if selection_decode else "decode")
+        c.__dict__["_adapter_args"] = args
+    return _core.PythonCompressor(c, *args)

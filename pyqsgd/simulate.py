@@ -17,7 +17,7 @@ from . import _core
 from ._validate import as_key, check_float, check_int
 from .history import History
 from .methods.base import Method
-from .problems import Problem, is_python_problem
+from .problems import Problem, dataset_columns, is_python_problem
 from .threads import get_num_threads
 
 __all__ = ["simulate"]
@@ -69,6 +69,20 @@ def _probabilities(participation, m):
 def _partition(partition, n, m, key):
     if partition is None:
         return _iid_partition(n, m, key)
+    if isinstance(partition, str):  # a scheme name: pyqsgd.data.partition with that scheme's defaults
+        from .data import partition as split
+        from .data.partitions import SCHEMES
+
+        if partition not in SCHEMES:
+            raise ValueError(f"simulate: unknown partition scheme {partition!r}; choose {', '.join(SCHEMES)} "
+                             "(or pass a list of index arrays, one per worker)")
+        try:
+            return split(n, m, scheme=partition, key=key)
+        except ValueError as e:  # the scheme needs a parameter (alpha, skew) that a name cannot carry
+            how = {"dirichlet": "pq.data.partition(y, n_workers, scheme='dirichlet', alpha=0.5, key=0) (y: labels)",
+                   "size_skew": "pq.data.partition(n_samples, n_workers, scheme='size_skew', skew=10, key=0)"}
+            raise ValueError(f"simulate: partition={partition!r} needs a parameter ({e}); build the shards with "
+                             f"{how.get(partition, 'pq.data.partition(...)')} and pass the list as partition=") from e
     parts = []
     for i, p in enumerate(partition):
         a = np.asarray(p)
@@ -106,8 +120,10 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
         Server step size (with ``local_steps`` it scales the aggregated model change).
     batch_size : None, int or list of int
         None = full local batch; one int for all, or one per worker (heterogeneous batches).
-    partition : None or list of index arrays
-        None = iid split (``pyqsgd.data.partition(n, m, "iid", key=key)``).
+    partition : None, "iid" or list of index arrays
+        None or ``"iid"`` = iid split (``pyqsgd.data.partition(n, m, "iid", key=key)``). Other
+        schemes need a parameter: build them with ``pyqsgd.data.partition(..., scheme="dirichlet",
+        alpha=...)`` (or ``"size_skew"``, ``skew=...``) and pass the list.
     participation : None, float or list of float
         Per-worker participation probabilities p_i in (0, 1]; the server weights by 1/p_i.
     tau : int, optional
@@ -129,8 +145,11 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     -------
     History
         ``hist.to_frame()`` has columns round, loss, grad_norm_sq, bits_up, bits_down, uploads,
-        skipped, bits. Ctrl-C stops cleanly between chunks and returns the history so far; a
-        non-finite loss stops the run with a warning and keeps the history.
+        skipped, bits. Ctrl-C stops cleanly between chunks and returns the history so far
+        (``hist.status == "stopped"``); a non-finite loss, gradient or model stops the run with a
+        warning and keeps the history (``hist.status == "diverged"``); otherwise ``"ok"``.
+        ``hist.meta`` records the data used (``dataset``, ``dataset_n``, ``dataset_d``,
+        ``dataset_hash``).
 
     >>> import numpy as np, pyqsgd as pq
     >>> A = np.random.default_rng(0).standard_normal((200, 5)).astype(np.float32)
@@ -204,11 +223,12 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
         "participation": participation if not isinstance(participation, np.ndarray) else participation.tolist(),
         "tau": tau, "local_steps": local_steps, "local_lr": local_lr, "log_every": log_every,
         "threads": get_num_threads(), "version": getattr(_core, "__version__", "?"),
+        **dataset_columns(problem, n),  # the data actually used: name, n, d, content hash
     }
     if chunk is None:
         chunk = max(1, math.ceil(rounds / 200))
     chunk = check_int("simulate", "chunk", chunk, low=1)
-    stopped = None
+    stopped, interrupted = None, False
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -231,11 +251,11 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
         else:
             stopped = _run_python(problem, sim, cfg, rounds, x0, bar, n)
     except KeyboardInterrupt:
-        stopped = f"interrupted at round {sim.round}"
+        stopped, interrupted = f"interrupted at round {sim.round}", True
     except Exception as e:
         # User code (a Python compressor, aggregator, method or problem) raised: the caller gets
         # that very exception, with the history up to the last logged round attached.
-        e.history = _history(sim, method, meta, dtype, f"{type(e).__name__} at round {sim.round}")
+        e.history = _history(sim, method, meta, dtype, f"{type(e).__name__} at round {sim.round}", "error")
         if hasattr(e, "add_note"):
             e.add_note(f"pyqsgd.simulate: raised at round {sim.round}; the history so far is on this "
                        "exception's .history")
@@ -243,13 +263,16 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     finally:
         if bar is not None:
             bar.close()
+    # Every early stop that is not an interrupt is a non-finite loss, gradient or model.
+    status = "ok" if not stopped else ("stopped" if interrupted else "diverged")
     if stopped:
-        warnings.warn(f"simulate stopped early: {stopped}; the history so far is returned "
-                      "(try a smaller lr if the loss diverged)", RuntimeWarning, stacklevel=2)
-    return _history(sim, method, meta, dtype, stopped)
+        hint = "" if interrupted else "; try a smaller lr"
+        warnings.warn(f"simulate stopped early: {stopped}; the history so far is returned, with "
+                      f"status={status!r}{hint}", RuntimeWarning, stacklevel=2)
+    return _history(sim, method, meta, dtype, stopped, status)
 
 
-def _history(sim, method, meta, dtype, stopped):
+def _history(sim, method, meta, dtype, stopped, status):
     arrays = sim.log_arrays()
     x = sim.x.astype(np.float32 if dtype in ("float32", np.float32) else np.float64)
     try:
@@ -260,7 +283,7 @@ def _history(sim, method, meta, dtype, stopped):
         method.state_ = state
     except AttributeError:  # pragma: no cover - slots-based user subclasses
         pass
-    return History(arrays, x, state, meta, stopped)
+    return History(arrays, x, state, meta, stopped, status)
 
 
 def _python_samples(problem, partition):

@@ -23,6 +23,7 @@ from pathlib import Path
 import multiprocessing as mp
 
 from .experiment import Spec, column_value
+from .problems import DATASET_COLUMNS
 
 __all__ = ["sweep", "load_sweep", "run_id", "expand_grid"]
 
@@ -123,9 +124,9 @@ def _write(df, path):
     os.replace(tmp, path)
 
 
-# Read as text from CSV: type inference would turn an all-digit run id into an int (or one like
-# "123e45..." into a float), and the finished run would no longer be recognised.
-_TEXT_COLUMNS = {"run_id": str, "status": str, "error": str}
+# Read as text from CSV: type inference would turn an all-digit run id (or dataset hash) into an
+# int (or one like "123e45..." into a float), and the finished run would no longer be recognised.
+_TEXT_COLUMNS = {"run_id": str, "status": str, "error": str, "dataset": str, "dataset_hash": str}
 
 
 def _read(path):
@@ -214,7 +215,11 @@ def _to_frame(result):
 
     if isinstance(result, History):
         df = result.to_frame()
-        return df, ("stopped" if result.stopped else "ok"), result.stopped
+        # The data the run actually used, on every row (a fallback dataset shows here, not the
+        # requested one).
+        data = {name: result.meta.get(name) for name in DATASET_COLUMNS}
+        lead = pd.DataFrame({k: [v] * len(df) for k, v in data.items()}, index=df.index)
+        return pd.concat([lead, df], axis=1), result.status, result.stopped
     if isinstance(result, pd.DataFrame):
         return result.reset_index(drop=True), "ok", None
     if isinstance(result, dict):
@@ -322,9 +327,12 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_f
     pandas.DataFrame
         One row per logged round per run (one row per run for dict results): the parameter
         columns (for a Spec: ``problem``, ``method`` and every simulate argument, then the grid
-        names), ``seed``, ``run_id`` (stable hash of parameters and seed), ``status`` ("ok",
-        "stopped" for a run that ended early, "error"), ``error`` (text), ``seconds``, then the
-        result columns (``round``, ``loss``, ``bits_up``, ... for a History).
+        names), ``seed``, ``run_id`` (stable hash of parameters and seed), ``status`` ("ok";
+        "diverged" for a run stopped by a non-finite loss, gradient or model; "stopped" for an
+        interrupted run; "error" when the run raised), ``error`` (text: the exception, or why the
+        run stopped), ``seconds``, then the result columns. For a History: the data actually
+        used (``dataset``, ``dataset_n``, ``dataset_d``, ``dataset_hash``; see
+        :func:`pyqsgd.data.content_hash`), then ``round``, ``loss``, ``bits_up``, ...
 
     >>> import pyqsgd as pq
     >>> def run(a, key):

@@ -1,7 +1,9 @@
 """Vote aggregators on packed sign messages: MajorityVote and FederatedVote.
 
 They read the sign bits of ``Sign``/``ScaledSign`` messages directly (no float decoding),
-sum in worker order, and give 0 on ties. Usable on their own, outside ``simulate``.
+sum in worker order, and give 0 on ties. Usable on their own, outside ``simulate``. Ternary
+sign messages (sign(0) = 0, ``pyqsgd._core.TernarySign``, what ``SignSGDFV(authors_compat=True)``
+workers send) are accepted too: a zero adds nothing to the sum.
 """
 from __future__ import annotations
 
@@ -50,14 +52,26 @@ class FederatedVote(Params):
     is evidence about nobody), p_i = 1 - (A_i + eps)/(N_i + 2 eps),
     w_i = clip(ln((1 - p_i)/p_i), -W, W). State (``N``, ``A``, ``weights``, ``rounds``) is
     explicit; :meth:`reset` clears it. Messages must come in the same worker order each round.
+
+    ``authors_compat=True``: the authors' decoding (implies ``per_coordinate``):
+    N_ij <- lam N_ij + 1, A_ij <- lam A_ij + [s_ij vote_j = 1], so a tied vote is a
+    disagreement for every worker (and so is a worker's zero sign).
+
+    >>> import numpy as np, pyqsgd as pq
+    >>> tern = pq._core.TernarySign()
+    >>> fv = pq.FederatedVote(T_in=1, authors_compat=True)
+    >>> msgs = [tern.compress(np.array(v, np.float32), pq.Key()) for v in ([1, -1], [1, 0], [-1, 1], [-1, -1])]
+    >>> fv.aggregate(msgs).tolist(), fv.A.tolist()      # coordinate 0 ties: nobody agrees
+    ([0.0, -1.0], [[0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
     """
 
-    def __init__(self, W=10.0, lam=1.0, T_in=100, *, eps=1e-5, per_coordinate=False):
+    def __init__(self, W=10.0, lam=1.0, T_in=100, *, eps=1e-5, per_coordinate=False, authors_compat=False):
         self.W = W
         self.lam = lam
         self.T_in = T_in
         self.eps = eps
         self.per_coordinate = per_coordinate
+        self.authors_compat = authors_compat
         self._validate()
         self.reset()
 
@@ -66,8 +80,9 @@ class FederatedVote(Params):
         check_float("FederatedVote", "lam", self.lam, low=0.0, high=1.0, low_open=True)
         check_int("FederatedVote", "T_in", self.T_in, low=0)
         check_float("FederatedVote", "eps", self.eps, low=0.0, low_open=True)
-        if not isinstance(self.per_coordinate, bool):
-            raise TypeError(f"FederatedVote: per_coordinate must be a bool, got {self.per_coordinate!r}")
+        for name in ("per_coordinate", "authors_compat"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"FederatedVote: {name} must be a bool, got {getattr(self, name)!r}")
 
     def reset(self):
         """Forgets the learned statistics."""
@@ -80,9 +95,10 @@ class FederatedVote(Params):
     def aggregate(self, messages):
         msgs = _messages(messages)
         m, d = len(msgs), msgs[0].d
+        per_coordinate = self.per_coordinate or self.authors_compat
         if self.N is None:
-            self.N = np.zeros((m, d) if self.per_coordinate else m)
-            self.A = np.zeros((m, d) if self.per_coordinate else m)
+            self.N = np.zeros((m, d) if per_coordinate else m)
+            self.A = np.zeros((m, d) if per_coordinate else m)
             self.weights = np.zeros_like(self.A)
         if self.N.shape[0] != m:
             raise ValueError(f"FederatedVote: got {m} messages, but the state was learned for {self.N.shape[0]} "
@@ -93,9 +109,10 @@ class FederatedVote(Params):
             vote, _ = _core.sign_vote(msgs, None)
         else:
             vote, _ = _core.sign_vote(msgs, np.ascontiguousarray(self.weights, dtype=np.float64))
-        code = np.stack([_core.sign_agreement(msg, vote) for msg in msgs])  # 0 no, 1 yes, 2 tie
+        # 0 no, 1 yes, 2 tie (never with authors_compat: a tie is a disagreement)
+        code = np.stack([_core.sign_agreement(msg, vote, ties_disagree=self.authors_compat) for msg in msgs])
         agree, counted = (code == 1).astype(np.float64), (code != 2).astype(np.float64)
-        if not self.per_coordinate:
+        if not per_coordinate:
             agree, counted = agree.sum(axis=1), counted.sum(axis=1)
         self.N = self.lam * self.N + counted
         self.A = self.lam * self.A + agree

@@ -62,6 +62,41 @@ def test_demo_from_the_readme_command_writes_its_plot(tmp_path):
     png = tmp_path / "tmp.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "EF21" in res.stdout and "LE-SignGD" in res.stdout
+    # Seconds are plain decimals: no scientific notation outside the suboptimality column.
+    first = res.stdout.split("\n\n")[0].splitlines()
+    header = next(i for i, line in enumerate(first) if "seconds" in line)
+    rows = [line for line in first[header + 2:] if line and not line.startswith("note:")][:7]
+    assert len(rows) == 7
+    for line in rows:
+        seconds = line.split()[-1]
+        assert "e" not in seconds and float(seconds) >= 0, line
+    # signSGD-FV trails in this setting (full, equal batches): the printout says why, next to it.
+    names = [line.rsplit(None, 4)[0].strip() for line in rows]
+    assert names[-2:] == ["signSGD-MV", "signSGD-FV"]
+    note = "\n".join(first[header + 2 + len(rows):])
+    assert note.startswith("note: signSGD-FV") and "heterogeneous batch sizes" in note
+    # ... and the fair setting follows: MV vs FV with heterogeneous batches, FV's learned weights.
+    assert "majority vs federated vote, heterogeneous batches (2 workers at batch 56, 8 at 2)" in res.stdout
+    assert "weight_large_batch" in res.stdout
+
+
+def test_demo_vote_comparison_is_the_fair_setting():
+    """Heterogeneous batches on dense data: FV ranks the large-batch workers higher and, over
+    five seeds, ends no worse than MV (ALGORITHMS.md §4.3); its seconds are plain numbers."""
+    from pyqsgd.demo import _format, vote_comparison
+
+    X, y = pq.data.load_bundled("breast_cancer", add_bias=True)
+    prob = pq.problems.LogisticRegression(X, y, l2=1e-2)
+    f_star = pq.simulate(prob, pq.methods.DCGD(pq.Identity()), n_workers=1, rounds=3000,
+                         lr=1.0 / prob.smoothness(), log_every=3000).loss[-1]
+    votes = vote_comparison(prob, f_star, rounds=300, n_workers=10)
+    assert votes.attrs["batches"] == [56, 56] + [2] * 8
+    fv, mv = votes.loc["signSGD-FV"], votes.loc["signSGD-MV"]
+    assert fv.weight_large_batch > fv.weight_small_batch
+    assert fv.final_suboptimality <= mv.final_suboptimality
+    assert fv.bits_up == mv.bits_up == 300 * 10 * prob.dim
+    assert "e-" not in _format(votes).splitlines()[-1].split()[-1]
+    assert vote_comparison(prob, f_star, rounds=3, n_workers=1) is None
 
 
 @pytest.mark.parametrize("sub", [[], ["demo"], ["sweep"], ["plot"], ["bench"]])

@@ -50,7 +50,31 @@ def test_convergence_from_histories(prob, tmp_path):
     assert ax.get_xscale() == "log"
     line = ax.get_lines()[1]
     mean = np.mean([h.loss for h in seeds], axis=0)
-    np.testing.assert_allclose(line.get_ydata(), mean)
+    np.testing.assert_allclose(line.get_ydata(), mean[1:])  # round 0 (0 bits) is not on a log axis
+    np.testing.assert_allclose(line.get_xdata(), np.mean([h.bits_up for h in seeds], axis=0)[1:])
+    band = ax.collections[0].get_paths()[0].vertices[:, 0]
+    assert band.min() == pytest.approx(seeds[0].bits_up[1])  # the band starts there too
+
+
+def test_log_bits_axes_leave_round_zero_out(prob):
+    """Round 0 has sent nothing: on a log bits/uploads axis it is left out, not drawn at 1 (or at
+    the axis edge) as a long flat line; a linear axis keeps it."""
+    h = run(prob, pq.methods.EF21(pq.TopK(k=3)))
+    df = h.to_frame()
+    assert df["round"].iloc[0] == 0 and df["bits_up"].iloc[0] == 0
+    for x in ("bits_up", "bits", "uploads"):
+        ax = pq.plot.convergence(h, x=x)
+        xs = ax.get_lines()[0].get_xdata()
+        assert ax.get_xscale() == "log"
+        assert np.all(xs >= 1) and np.all(xs > 0)
+        np.testing.assert_array_equal(xs, df[x].to_numpy(float)[1:])
+        np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), h.loss[1:])
+        assert ax.get_xlim()[0] > 0.5 * df[x].iloc[1]  # the view starts near the first real point
+        plt.close("all")
+    ax = pq.plot.convergence(h, x="bits_up", logx=False)
+    assert ax.get_lines()[0].get_xdata()[0] == 0
+    xs = pq.plot.convergence(h, x="round").get_lines()[0].get_xdata()
+    np.testing.assert_array_equal(xs, df["round"])
 
 
 def test_convergence_suboptimality_and_grad_norm(prob):
@@ -74,10 +98,33 @@ def test_convergence_from_a_sweep_frame(tmp_path):
     ax = pq.plot.convergence(df, x="bits_up", save=tmp_path / "sweep.pdf")
     assert len(ax.get_lines()) == 4 and len(ax.collections) == 4
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "lr_factor=0.5, method__compressor__k=2" in labels
+    assert sorted(labels) == ["lr_factor=0.5, k=2", "lr_factor=0.5, k=4", "lr_factor=1.0, k=2", "lr_factor=1.0, k=4"]
+    assert all(np.all(line.get_xdata() > 1) for line in ax.get_lines())
     ax = pq.plot.convergence(df, hue="lr_factor", band=None)
     assert len(ax.get_lines()) == 2 and not ax.collections
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["lr_factor=0.5", "lr_factor=1.0"]
+    ax = pq.plot.convergence(df, hue="method__compressor__k", band=None)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["k=2", "k=4"]
     assert (tmp_path / "sweep.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_legend_names_stay_unambiguous():
+    """Two nested names with the same last component keep as many components as they need."""
+    import pandas as pd
+
+    from pyqsgd.plot import short_names
+
+    assert short_names(["method__compressor__k", "lr_factor", "seed"]) == ["k", "lr_factor", "seed"]
+    assert short_names(["method__compressor__k", "method__downlink__k"]) == ["compressor__k", "downlink__k"]
+    assert short_names(["a__x__k", "b__x__k", "k"]) == ["a__x__k", "b__x__k", "k"]
+    rows = [{"round": r, "loss": 1.0 / (r + 1), "bits_up": 100 * r, "method__compressor__k": k,
+             "method__downlink__k": j, "seed": 0, "run_id": f"{k}-{j}"}
+            for k in (1, 3) for j in (2, 5) for r in range(3)]
+    ax = pq.plot.convergence(pd.DataFrame(rows), x="bits_up")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["compressor__k=1, downlink__k=2", "compressor__k=1, downlink__k=5",
+                      "compressor__k=3, downlink__k=2", "compressor__k=3, downlink__k=5"]
+    assert all(np.all(line.get_xdata() == [100, 200]) for line in ax.get_lines())
 
 
 def test_compressor_error_from_table_and_measurements(tmp_path):

@@ -120,7 +120,7 @@ def test_impossible_constants(kw, match):
     with pytest.raises((ValueError, TypeError), match=r"Declares.properties\(64\)"):
         c._native  # built when first used: the declared constants are checked then
     with pytest.raises((ValueError, TypeError), match=match):
-        pq.testing.check_compressor(c, d=8, trials=100)
+        pq.testing.check_compressor(c, d=8, trials=1000)
 
 
 def test_properties_must_return_properties():

@@ -261,7 +261,63 @@ def test_keyboard_interrupt_in_user_code_stops_cleanly():
     assert hist.to_frame()["round"].iloc[-1] == 3
 
 
-def test_a_deleted_compressor_is_an_error_not_a_crash():
-    native = Dither()._native  # the adapter holds the Python object weakly (no reference cycle)
-    with pytest.raises(ValueError, match="was deleted"):
-        native.compress(vec(5), pq.Key(seed=0))
+def test_native_pipelines_keep_their_python_stages_alive():
+    # A native object holds its Python stages strongly: a pipeline built from temporaries, or
+    # per-worker compressors made inside compressors_for, keeps working after the Python
+    # objects go out of scope.
+    import gc
+
+    native = pq.chain(Largest(k=2), pq.QSGD(levels=2))._native
+    gc.collect()
+    assert native.compress(vec(6), pq.Key(seed=0)).d == 6
+
+    class FreshPerWorker(pq.methods.DCGD):
+        def compressors_for(self, sizes, d):
+            return [NumpyTopK(k=2 + i) for i in range(len(sizes))]
+
+    hist = pq.simulate(logistic(), FreshPerWorker(NumpyTopK(k=2)), n_workers=3, rounds=4, lr=0.1)
+    assert hist.worker_bits_up[-1].tolist() == [4 * 64 * (2 + i) for i in range(3)]
+
+
+def test_set_params_on_a_stage_reaches_the_pipeline_and_memory_addresses_are_refused():
+    stage = Largest(k=3)
+    c = pq.chain(stage, pq.Identity())
+    x = vec(10)
+    assert np.count_nonzero(c(x, key=0)) == 3
+    stage.set_params(k=5)
+    assert np.count_nonzero(c(x, key=0)) == 5 and "k=5" in c._native.name
+
+    class Opaque:
+        pass
+
+    with pytest.raises(TypeError, match="memory address"):
+        Dither(levels=Opaque())(x, key=0)
+    with pytest.raises(TypeError, match="subclass pyqsgd.Compressor directly"):
+        class MyQSGD(pq.QSGD):
+            def encode(self, x, rng):
+                return b""
+
+
+def test_rng_spawn_is_key_derived():
+    class Spawns(Dither):
+        def encode(self, x, rng):
+            child = rng.spawn(1)[0]
+            return np.float32(child.random()).tobytes() + bytes(x.size)
+
+    a = Spawns().compress(vec(4), key=pq.Key(seed=1, round=2)).to_bytes()
+    b = Spawns().compress(vec(4), key=pq.Key(seed=1, round=2)).to_bytes()
+    c = Spawns().compress(vec(4), key=pq.Key(seed=1, round=3)).to_bytes()
+    assert a == b and a != c
+    g = pq.generator_for(pq.Key(seed=1, round=2))
+    assert g.spawn(1)[0].random() == pq.generator_for(pq.Key(seed=1, round=2)).spawn(1)[0].random()
+
+
+def test_masked_arrays_do_not_smuggle_nan():
+    class Masked(Dither):
+        def decode(self, data, d):
+            y = super().decode(data, d)
+            y[0] = np.nan
+            return np.ma.masked_invalid(y)
+
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        Masked()(vec(5), key=0)

@@ -25,7 +25,9 @@ def test_history_frame_and_meta(prob):
     assert df.attrs["method"] == repr(method) == "EF21(TopK(k=2))"
     assert df.attrs["key"] == 42 and df.attrs["threads"] == 1
     assert df.attrs["version"] == pq.__version__
-    assert "stopped" not in df.attrs
+    assert "stopped" not in df.attrs and df.attrs["status"] == hist.status == "ok"
+    assert df.attrs["dataset"] is None and df.attrs["dataset_hash"] == prob.data_hash
+    assert (df.attrs["dataset_n"], df.attrs["dataset_d"]) == prob.shape
     r = repr(hist)
     assert "EF21(TopK(k=2))" in r and "4 rows" in r and "round 12" in r
     assert hist.x.dtype == np.float64 and hist.x.shape == (D,)
@@ -92,6 +94,30 @@ def test_bad_simulate_arguments(prob, kwargs, exc, words):
     with pytest.raises(exc) as info:
         pq.simulate(prob, M2, **args)
     assert words in str(info.value)
+
+
+def test_partition_by_scheme_name(prob):
+    """A scheme name is pyqsgd.data.partition with that scheme's defaults; a misspelt one, or one
+    that needs a parameter a name cannot carry, says what to do instead."""
+    args = dict(n_workers=4, rounds=5, lr=0.5, key=3)
+    named = pq.simulate(prob, M2, partition="iid", **args)
+    default = pq.simulate(prob, M2, **args)
+    explicit = pq.simulate(prob, M2, partition=pq.data.partition(N, 4, scheme="iid", key=3), **args)
+    np.testing.assert_array_equal(named.loss, default.loss)
+    np.testing.assert_array_equal(named.x, explicit.x)
+    with pytest.raises(ValueError) as info:
+        pq.simulate(prob, M2, partition="dirichlett", **args)
+    assert "unknown partition scheme 'dirichlett'; choose iid, dirichlet, size_skew" in str(info.value)
+    with pytest.raises(ValueError, match=r"partition='dirichlet' needs a parameter .*alpha.*"
+                                         r"pq\.data\.partition\(y, n_workers, scheme='dirichlet', alpha="):
+        pq.simulate(prob, M2, partition="dirichlet", **args)
+    with pytest.raises(ValueError, match=r"partition='size_skew' needs a parameter .*skew.*"
+                                         r"pq\.data\.partition\(n_samples, n_workers, scheme='size_skew', skew="):
+        pq.simulate(prob, M2, partition="size_skew", **args)
+    # What the message suggests works.
+    labels = np.where(np.arange(N) % 3 == 0, 1.0, -1.0)
+    parts = pq.data.partition(labels, 4, scheme="dirichlet", alpha=0.5, key=0)
+    assert len(pq.simulate(prob, M2, partition=parts, **args)) == 6
 
 
 def test_bad_method_and_problem(prob):

@@ -136,6 +136,7 @@ def test_ctrl_c_returns_history_so_far(data):
     assert list(hist.round) == list(range(k + 1))
     assert hist.uploads[-1] == M * k
     assert hist.to_frame().attrs["stopped"] == hist.stopped
+    assert hist.status == "stopped" == hist.to_frame().attrs["status"]
     full = pq.simulate(ref.NumpyObjective("logistic", A, y, 0.0), pq.methods.EF21(pq.TopK(k=2)), n_workers=M,
                        rounds=k, lr=0.5)
     np.testing.assert_allclose(hist.x, full.x, rtol=1e-12)  # x is the model after k full rounds
@@ -153,6 +154,7 @@ def test_non_finite_native_stops_with_warning(log_every):
         hist = pq.simulate(prob, pq.methods.DCGD(pq.Identity()), n_workers=4, rounds=1000, lr=lr,
                            log_every=log_every)
     assert hist.stopped and "non-finite" in hist.stopped
+    assert hist.status == "diverged" == hist.to_frame().attrs["status"]
     assert 40 < hist.round[-1] < 200
     assert np.all(np.diff(hist.round) > 0)
     assert np.all(np.isfinite(hist.loss[:-1]))  # history kept up to the blow-up
@@ -173,6 +175,7 @@ def test_non_finite_python_problem_stops_with_warning(data):
     with pytest.warns(RuntimeWarning, match="non-finite"):
         hist = pq.simulate(prob, pq.methods.DCGD(pq.Identity()), n_workers=M, rounds=200, lr=0.5, log_every=5)
     assert hist.stopped and hist.round[-1] < 200
+    assert hist.status == "diverged"
     assert np.isfinite(hist.x).all()
 
 
@@ -182,7 +185,7 @@ def test_no_warning_on_normal_runs(data):
         warnings.simplefilter("error")
         hist = pq.simulate(pq.problems.LogisticRegression(A, y), pq.methods.EF21(pq.TopK(k=2)), n_workers=M,
                            rounds=20, lr=0.5)
-    assert hist.stopped is None
+    assert hist.stopped is None and hist.status == "ok"
 
 
 def test_python_problem_sample_count_from_len_or_partition():

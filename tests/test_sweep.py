@@ -111,17 +111,16 @@ def test_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert out.is_file() and not (tmp_path / "res.csv.parts").exists()
 
 
-def stopped_run(key):
-    hist = small_spec().run(key=key)
-    hist.stopped = "non-finite loss or model at round 12"  # as simulate() reports a diverged run
-    return hist
+def diverging_run(key):
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        return small_spec(lr=1e30, lr_factor=None).run(key=key)
 
 
-def test_history_that_stopped_early_is_marked_stopped():
-    df = pq.sweep(stopped_run, seeds=[0], progress=False)
-    assert set(df["status"]) == {"stopped"}
+def test_history_that_diverged_is_marked_diverged():
+    df = pq.sweep(diverging_run, seeds=[0], progress=False)
+    assert set(df["status"]) == {"diverged"}
     assert df["error"].iloc[0].startswith("non-finite")
-    assert len(df) == 4
+    assert len(df) < 4 and df["round"].max() < 12  # stopped early (12 rounds, logged every 4)
 
 
 def counting_run(a, key, log):
@@ -229,12 +228,12 @@ def test_spec_validation():
 
 def test_problem_spec_fallback_and_libsvm(monkeypatch):
     monkeypatch.setenv("PYQSGD_DATA", "/nonexistent")
-    spec = pq.ProblemSpec("logistic", "no_such_file.svm", l2=1e-3)
+    spec = pq.ProblemSpec("logistic", "no_such_file.svm", l2=1e-3, fallback="breast_cancer")
     with pytest.warns(RuntimeWarning, match="no_such_file"):
         prob = spec.build()
-    assert prob.dim == 31  # breast_cancer + bias
-    with pytest.raises(FileNotFoundError):
-        pq.ProblemSpec("logistic", "no_such_file.svm", fallback=None).load_data()
+    assert prob.dim == 31 and prob.dataset == "breast_cancer"  # breast_cancer + bias
+    with pytest.raises(FileNotFoundError, match="no_such_file.svm"):
+        pq.ProblemSpec("logistic", "no_such_file.svm").load_data()  # no fallback by default
     assert pq.ProblemSpec("softmax", "digits").build().dim == 10 * 65
     assert pq.ProblemSpec("least_squares", "synthetic", n_samples=100, n_features=5).build().dim == 6
 

@@ -79,12 +79,16 @@ void decompress_into(const Compressor& c, const Message& msg, py::array out, con
     c.decompress(msg, p, ws);
 }
 
-SparsityParam sparsity(uint64_t k, double ratio) {
+SparsityParam sparsity(uint64_t k, double ratio, const std::string& rounding) {
     SparsityParam p;
     p.k = k;
     p.ratio = ratio;
     if ((k > 0) == (ratio > 0.0)) throw std::invalid_argument("give exactly one of k and ratio");
     if (ratio < 0.0 || ratio > 1.0) throw std::invalid_argument("ratio must be in (0, 1]");
+    if (rounding != "round" && rounding != "floor")
+        throw std::invalid_argument("rounding must be 'round' or 'floor', got '" + rounding + "'");
+    if (rounding == "floor" && k > 0) throw std::invalid_argument("rounding applies to ratio only, not to k");
+    p.floor = rounding == "floor";
     return p;
 }
 
@@ -113,14 +117,17 @@ void bind_compressors(py::module_& m) {
     py::class_<Identity, Compressor, std::shared_ptr<Identity>>(m, "Identity").def(py::init<>());
     py::class_<Sign, Compressor, std::shared_ptr<Sign>>(m, "Sign").def(py::init<>());
     py::class_<ScaledSign, Compressor, std::shared_ptr<ScaledSign>>(m, "ScaledSign").def(py::init<>());
+    py::class_<TernarySign, Compressor, std::shared_ptr<TernarySign>>(m, "TernarySign").def(py::init<>());
     py::class_<TopK, Compressor, std::shared_ptr<TopK>>(m, "TopK")
-        .def(py::init([](uint64_t k, double ratio) { return std::make_shared<TopK>(sparsity(k, ratio)); }),
-             py::arg("k"), py::arg("ratio"));
-    py::class_<RandK, Compressor, std::shared_ptr<RandK>>(m, "RandK")
-        .def(py::init([](uint64_t k, double ratio, bool shared_seed) {
-                 return std::make_shared<RandK>(sparsity(k, ratio), shared_seed);
+        .def(py::init([](uint64_t k, double ratio, const std::string& rounding) {
+                 return std::make_shared<TopK>(sparsity(k, ratio, rounding));
              }),
-             py::arg("k"), py::arg("ratio"), py::arg("shared_seed"));
+             py::arg("k"), py::arg("ratio"), py::arg("rounding") = "round");
+    py::class_<RandK, Compressor, std::shared_ptr<RandK>>(m, "RandK")
+        .def(py::init([](uint64_t k, double ratio, bool shared_seed, const std::string& rounding) {
+                 return std::make_shared<RandK>(sparsity(k, ratio, rounding), shared_seed);
+             }),
+             py::arg("k"), py::arg("ratio"), py::arg("shared_seed"), py::arg("rounding") = "round");
     py::class_<QSGD, Compressor, std::shared_ptr<QSGD>>(m, "QSGD").def(py::init<uint32_t>(), py::arg("levels"));
     py::class_<TernGrad, Compressor, std::shared_ptr<TernGrad>>(m, "TernGrad").def(py::init<>());
     py::class_<Natural, Compressor, std::shared_ptr<Natural>>(m, "Natural").def(py::init<>());

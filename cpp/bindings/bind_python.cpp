@@ -5,6 +5,7 @@
 // here only guarantee that nothing malformed can reach native memory.
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <type_traits>
@@ -198,19 +199,11 @@ GilObject::~GilObject() {
 
 PyCompressor::PyCompressor(py::object compressor, std::string name, bool unbiased, bool selector,
                            std::string decode_attr)
-    : weak_(py::module_::import("weakref").attr("ref")(compressor)),
+    : obj_(std::move(compressor)),
       name_(std::move(name)),
       decode_attr_(std::move(decode_attr)),
       unbiased_(unbiased),
       selector_(selector) {}
-
-py::object PyCompressor::target() const {
-    py::object o = weak_.get()();
-    if (o.is_none())
-        throw std::invalid_argument(name_ + ": the Python compressor was deleted while a native pipeline still "
-                                    "uses it; keep a reference to it");
-    return o;
-}
 
 void PyCompressor::encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace&) const {
     py::gil_scoped_acquire gil;
@@ -224,7 +217,7 @@ void PyCompressor::decode(const Message&, SectionCursor& cur, uint64_t d, const 
     const Section& s = cur.next(name_.c_str());
     py::gil_scoped_acquire gil;
     call_python([&] {
-        py::object self = target();
+        const py::object& self = target();
         py::object y = self.attr(decode_attr_.c_str())(section_bytes(s, name_), d);
         // Fast path: a contiguous float32 vector of length d with finite values, checked here.
         // Anything else goes to Python, which raises the error that names the fix.
@@ -233,6 +226,7 @@ void PyCompressor::decode(const Message&, SectionCursor& cur, uint64_t d, const 
             if (a.ndim() == 1 && uint64_t(a.shape(0)) == d && !copy_checked(out, a.data(), d)) return;
         }
         take_array<float>(self.attr("_pyqsgd_check_decoded")(y, d), d, out, name_ + ".decode");
+        check_decoded_finite(out, d, (name_ + ".decode").c_str());  // whatever Python accepted
     });
 }
 
@@ -258,6 +252,7 @@ void PyCompressor::select(const float* x, uint64_t d, const Key& key, Message& m
         const uint64_t n = sel.dense ? d : sel.indices.size();
         sel.values.resize(n);
         take_array<float>(t[2], n, sel.values.data(), name_ + ".select");
+        check_decoded_finite(sel.values.data(), n, (name_ + ".select").c_str());
     });
 }
 
@@ -293,6 +288,8 @@ void PyCombiner::combine(const std::vector<uint32_t>& senders, const std::vector
         }
         py::object y = obj_.get().attr("_pyqsgd_combine")(vectors, as_array(coef), workers, messages);
         take_array<double>(y, d, out, name_ + ".combine");
+        for (uint64_t j = 0; j < d; ++j)
+            if (!std::isfinite(out[j])) throw std::invalid_argument(name_ + ".combine returned NaN or Inf");
     });
 }
 
@@ -365,7 +362,7 @@ void PyMethod::load_state(const NamedArrays& s) {
 using namespace pyqsgd;
 
 void bind_python(py::module_& m) {
-    g_nonfinite = py::register_exception<NonFiniteError>(m, "NonFiniteError", PyExc_FloatingPointError).ptr();
+    g_nonfinite = py::register_exception<NonFiniteError>(m, "NonFiniteError", PyExc_RuntimeError).ptr();
     g_overflow = py::register_exception<Float32Overflow>(m, "Float32Overflow", PyExc_ValueError).ptr();
 
     py::class_<PyCompressor, Compressor, std::shared_ptr<PyCompressor>>(m, "PythonCompressor")
@@ -391,7 +388,10 @@ decodes). At most once per round; a worker that never calls it skips the round.
         .def_property_readonly("t", [](const WorkerContext& c) { return (c.live(), c.r->t); })
         .def_property_readonly("lr", [](const WorkerContext& c) { return (c.live(), c.r->lr); })
         .def_property_readonly("key", [](const WorkerContext& c) { return (c.live(), c.r->key.with(c.r->t, c.i)); })
-        .def_property_readonly("x", [](const WorkerContext& c) { return copy_f64(c.r->x, c.live().info().d); })
+        .def_property_readonly("x", [](const WorkerContext& c) {
+            const uint64_t d = c.live().info().d;  // first: r may belong to a finished round
+            return copy_f64(c.r->x, d);
+        })
         .def_property_readonly("step_sq", [](const WorkerContext& c) { return (c.live(), as_array(*c.r->step_sq)); })
         .def_property_readonly("sent", [](const WorkerContext& c) { return (c.live(), c.sent); })
         .def_property_readonly("message", [](const WorkerContext& c) -> py::object {
@@ -429,7 +429,10 @@ sum in worker order of coef[i] * decoded_i over the workers that sent, whatever 
         .def("message", [](const ServerContext& c, uint32_t i) { return (*c.msgs)[c.sender(i)]; }, py::arg("i"))
         .def_property_readonly("t", [](const ServerContext& c) { return (c.live(), c.r->t); })
         .def_property_readonly("lr", [](const ServerContext& c) { return (c.live(), c.r->lr); })
-        .def_property_readonly("x", [](const ServerContext& c) { return copy_f64(c.r->x, c.live().info().d); })
+        .def_property_readonly("x", [](const ServerContext& c) {
+            const uint64_t d = c.live().info().d;
+            return copy_f64(c.r->x, d);
+        })
         .def_property_readonly("step_sq", [](const ServerContext& c) { return (c.live(), as_array(*c.r->step_sq)); })
         .def_property_readonly("status", [](const ServerContext& c) {
             c.live();

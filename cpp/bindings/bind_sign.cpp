@@ -27,7 +27,7 @@ void bind_sign(py::module_& m) {
         .def(py::init<uint32_t, double, uint32_t>(), py::arg("D"), py::arg("xi"), py::arg("t_bar"));
     py::class_<SignVote, Method, std::shared_ptr<SignVote>>(m, "SignVote")
         .def(py::init([](bool federated, double W, double lam, uint32_t t_in, double eps, bool per_coordinate,
-                         bool oracle, double worker_momentum, bool leave_one_out) {
+                         bool oracle, double worker_momentum, bool leave_one_out, bool authors) {
                  VoteConfig c;
                  c.federated = federated;
                  c.W = W;
@@ -38,10 +38,12 @@ void bind_sign(py::module_& m) {
                  c.oracle = oracle;
                  c.worker_momentum = worker_momentum;
                  c.leave_one_out = leave_one_out;
+                 c.authors = authors;
                  return std::make_shared<SignVote>(c);
              }),
              py::kw_only(), py::arg("federated"), py::arg("W"), py::arg("lam"), py::arg("t_in"), py::arg("eps"),
-             py::arg("per_coordinate"), py::arg("oracle"), py::arg("worker_momentum"), py::arg("leave_one_out") = false);
+             py::arg("per_coordinate"), py::arg("oracle"), py::arg("worker_momentum"), py::arg("leave_one_out") = false,
+             py::arg("authors") = false);
 
     m.def(
         "sign_vote",
@@ -73,12 +75,12 @@ void bind_sign(py::module_& m) {
         py::arg("messages"), py::arg("weights") = py::none());
     m.def(
         "sign_agreement",
-        [](const Message& msg, const F32& vote) {
+        [](const Message& msg, const F32& vote, bool ties_disagree) {
             if (vote.ndim() != 1 || uint64_t(vote.shape(0)) != msg.d)
                 throw std::invalid_argument("vote must be 1-D with length d of the message");
             py::array_t<uint8_t> code{py::ssize_t(msg.d)};
-            count_agreement(msg, vote.data(), msg.d, code.mutable_data());
-            return code;  // 0 disagree, 1 agree, 2 tie (not counted)
+            count_agreement(msg, vote.data(), msg.d, code.mutable_data(), ties_disagree);
+            return code;  // 0 disagree, 1 agree, 2 tie (not counted; never with ties_disagree)
         },
-        py::arg("message"), py::arg("vote"));
+        py::arg("message"), py::arg("vote"), py::arg("ties_disagree") = false);
 }

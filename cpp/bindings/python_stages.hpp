@@ -43,10 +43,10 @@ class GilObject {
     pyb::object obj_;
 };
 
-// A pq.Compressor subclass that implements encode/decode/properties in Python. Holds a weak
-// reference: the Python object caches this adapter, so a strong one would be a cycle the
-// garbage collector cannot see through. Every native user (chain, methods) is owned by Python
-// objects that keep the compressor alive.
+// A pq.Compressor subclass that implements encode/decode/properties in Python. Holds a strong
+// reference, so whoever holds the adapter (a chain, a method, the DDP runner) keeps the
+// compressor alive. The Python object never caches its adapter (it builds one per use), so
+// there is no reference cycle for the garbage collector to miss.
 class PyCompressor final : public Compressor, public Selector {
    public:
     PyCompressor(pyb::object compressor, std::string name, bool unbiased, bool selector, std::string decode_attr);
@@ -68,8 +68,8 @@ class PyCompressor final : public Compressor, public Selector {
     uint64_t kept(uint64_t) const override { return 0; }  // data-dependent
 
    private:
-    pyb::object target() const;  // the live Python compressor (GIL held)
-    GilObject weak_;
+    const pyb::object& target() const { return obj_.get(); }  // the Python compressor (GIL held)
+    GilObject obj_;
     std::string name_, decode_attr_;  // decode_attr_: the Python method that decodes
     bool unbiased_, selector_;
 };

@@ -190,6 +190,41 @@ void Sign::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, fl
 
 Properties Sign::properties(uint64_t) const { return Properties{}; }
 
+void TernarySign::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
+    Section& s = msg.add_for_overwrite(d);
+    if (pack_signs(x, d, s.words.data())) fail("x contains NaN or Inf; compressors need finite input");
+    uint64_t zeros = 0;
+    for (uint64_t j = 0; j < d; ++j) zeros += x[j] == 0.0f;
+    Section& z = msg.add(zeros ? d : 0);
+    if (!zeros) return;
+    for (uint64_t j = 0; j < d; ++j)
+        if (x[j] == 0.0f) {
+            const uint64_t bit = uint64_t(1) << (j & 63);
+            z.words[j >> 6] |= bit;
+            s.words[j >> 6] &= ~bit;  // -0.0 packs as negative; a zero carries no sign
+        }
+}
+
+void TernarySign::decode(const Message&, SectionCursor& cur, uint64_t d, const Key&, float* out, Workspace&) const {
+    const Section& s = cur.next("TernarySign");
+    expect_bits(s, d, "TernarySign");
+    const Section& z = cur.next("TernarySign");
+    if (z.bits != 0 && z.bits != d)
+        fail("TernarySign: zero mask must have 0 or d bits, got " + std::to_string(z.bits) + " (malformed message)");
+    unpack_signs(s.words.data(), d, 1.0f, out);
+    if (z.bits == 0) return;
+    bool any = false;
+    for (uint64_t wi = 0; wi < words_for(d); ++wi) {
+        const uint64_t zw = z.words[wi];
+        if (zw & s.words[wi]) fail("TernarySign: a zero coordinate has its sign bit set (malformed message)");
+        any = any || zw != 0;
+        for (uint64_t w = zw; w; w &= w - 1) out[wi * 64 + uint64_t(__builtin_ctzll(w))] = 0.0f;
+    }
+    if (!any) fail("TernarySign: zero mask present but empty (malformed message)");
+}
+
+Properties TernarySign::properties(uint64_t) const { return Properties{}; }
+
 void ScaledSign::encode(const float* x, uint64_t d, const Key&, Message& msg, Workspace&) const {
     Section& s = msg.add_for_overwrite(d);
     double l1 = 0.0;

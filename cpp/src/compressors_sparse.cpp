@@ -14,7 +14,7 @@ namespace pyqsgd {
 
 uint64_t SparsityParam::resolve(uint64_t d) const {
     if (k > 0) return k;
-    const double r = std::floor(ratio * double(d) + 0.5);
+    const double r = floor ? std::floor(ratio * double(d)) : std::floor(ratio * double(d) + 0.5);
     return std::max<uint64_t>(1, uint64_t(r));
 }
 
@@ -29,6 +29,7 @@ std::string SparsityParam::text() const {
     std::ostringstream os;
     os.precision(17);
     os << "ratio=" << ratio;
+    if (floor) os << ", rounding='floor'";
     return os.str();
 }
 

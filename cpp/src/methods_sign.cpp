@@ -79,7 +79,16 @@ SignVote::SignVote(VoteConfig cfg) : cfg_(cfg) {
         fail("SignSGDFV: lam must be in (0, 1], got lam=" + std::to_string(cfg.lambda));
     if (!(cfg.eps > 0.0)) fail("SignSGDFV: eps must be > 0");
     if (!(cfg.worker_momentum >= 0.0 && cfg.worker_momentum < 1.0)) fail("worker_momentum must be in [0, 1)");
-    comps_ = {std::make_shared<Sign>()};
+    if (cfg.authors) {
+        if (!cfg.federated) fail("SignSGDMV: authors_compat is a federated-voting option");
+        if (cfg.oracle || cfg.leave_one_out)
+            fail("SignSGDFV: authors_compat learns weights from agreement with the vote; it excludes oracle and "
+                 "leave_one_out");
+        cfg_.per_coordinate = true;
+        comps_ = {std::make_shared<TernarySign>()};
+    } else {
+        comps_ = {std::make_shared<Sign>()};
+    }
 }
 
 void SignVote::reset(const RunInfo& info, const double* x0) {
@@ -186,7 +195,8 @@ int64_t SignVote::server(const Round& r, const std::vector<Upload>& status, cons
             const size_t stride = weighted && cfg_.per_coordinate ? 1 : 0;
             const AgreementCount c = cfg_.leave_one_out
                                          ? count_agreement_loo(*voters[k], sums_.data(), wk, stride, d, agree_.data())
-                                         : count_agreement(*voters[k], vote_.data(), d, agree_.data());
+                                         : count_agreement(*voters[k], vote_.data(), d, agree_.data(),
+                                                           cfg_.authors);
             if (cfg_.per_coordinate) {
                 for (uint64_t j = 0; j < d; ++j) {
                     N_[i * d + j] = lam * N_[i * d + j] + double(agree_[j] != kTie);

@@ -147,15 +147,19 @@ void Simulator::method_round(const std::vector<uint8_t>& active) {
     r.key = cfg_.key;
     r.x = x_.data();
     r.step_sq = &step_sq_;
-    // A method that calls back into Python runs its workers on this thread, in worker order
-    // (work 0 = serial): the callbacks take the GIL, so OpenMP threads would only queue on it,
-    // and no thread ever waits at an OpenMP barrier while another waits for the GIL.
-    const double work = method_->needs_gil() ? 0.0 : 20.0 * double(m) * double(d_);
-    parallel_for(m, [&](int64_t ii) {
+    auto work = [&](int64_t ii) {
         const uint32_t i = uint32_t(ii);
         status_[i] = active[i] ? method_->worker(i, r, V_.data() + size_t(i) * d_, msgs_[i], dec_rows_[i], ws_[i])
                                : Upload::kIdle;
-    }, work);
+    };
+    // A method that calls back into Python runs its workers on this thread, in worker order,
+    // stopping at the first exception: the callbacks take the GIL, so OpenMP threads would
+    // only queue on it, and no thread ever waits at an OpenMP barrier while another waits for
+    // the GIL.
+    if (method_->needs_gil())
+        serial_for(m, work);
+    else
+        parallel_for(m, work, 20.0 * double(m) * double(d_));
     for (uint32_t i = 0; i < m; ++i) {
         uint64_t b = 0;
         if (status_[i] == Upload::kSent) {

@@ -8,20 +8,44 @@
 namespace pyqsgd {
 
 const Section& sign_section(const Message& msg, uint64_t d, const char* who) {
-    if (msg.tag != kSign && msg.tag != kScaledSign)
-        fail(std::string(who) + ": needs sign messages (Sign or ScaledSign), got a message with tag " +
+    if (msg.tag != kSign && msg.tag != kScaledSign && msg.tag != kTernarySign)
+        fail(std::string(who) + ": needs sign messages (Sign, ScaledSign or TernarySign), got a message with tag " +
              std::to_string(msg.tag));
     if (msg.d != d) fail(std::string(who) + ": messages disagree on the dimension d");
     if (msg.size() < 1 || msg.section(0).bits != d) fail(std::string(who) + ": malformed sign message");
+    if (msg.tag == kTernarySign) {
+        if (msg.size() != 2 || (msg.section(1).bits != 0 && msg.section(1).bits != d))
+            fail(std::string(who) + ": malformed TernarySign message (zero mask must have 0 or d bits)");
+        if (msg.section(1).bits) {
+            const Section& s = msg.section(0);
+            const Section& z = msg.section(1);
+            uint64_t any = 0;
+            for (size_t wi = 0; wi < z.words.size(); ++wi) {
+                if (z.words[wi] & s.words[wi])
+                    fail(std::string(who) + ": malformed TernarySign message (a zero has its sign bit set)");
+                any |= z.words[wi];
+            }
+            if (!any) fail(std::string(who) + ": malformed TernarySign message (empty zero mask)");
+        }
+    }
     return msg.section(0);
+}
+
+const uint64_t* zero_mask(const Message& msg, uint64_t d, const char* who) {
+    sign_section(msg, d, who);
+    if (msg.tag != kTernarySign || msg.section(1).bits == 0) return nullptr;
+    return msg.section(1).words.data();
 }
 
 namespace {
 template <class Weight>
 uint64_t vote_impl(const std::vector<const Message*>& msgs, uint64_t d, float* out, Weight weight,
                    double* sums = nullptr) {
-    std::vector<const uint64_t*> words;
-    for (const Message* m : msgs) words.push_back(sign_section(*m, d, "sign vote").words.data());
+    std::vector<const uint64_t*> words, zeros;  // zeros[i]: worker i's zero mask or nullptr
+    for (const Message* m : msgs) {
+        words.push_back(sign_section(*m, d, "sign vote").words.data());
+        zeros.push_back(zero_mask(*m, d, "sign vote"));
+    }
     const int64_t nwords = int64_t(words_for(d));
     const double ties = block_sum(
         nwords,
@@ -34,7 +58,9 @@ uint64_t vote_impl(const std::vector<const Message*>& msgs, uint64_t d, float* o
                 for (unsigned b = 0; b < n; ++b) acc[b] = 0.0;
                 for (size_t i = 0; i < words.size(); ++i) {
                     const uint64_t word = words[i][wi];
+                    const uint64_t zero = zeros[i] ? zeros[i][wi] : 0;
                     for (unsigned b = 0; b < n; ++b) {
+                        if ((zero >> b) & 1u) continue;  // s_ij = 0 adds nothing
                         const double w = weight(i, base + b);
                         acc[b] += ((word >> b) & 1u) ? -w : w;
                     }
@@ -65,13 +91,16 @@ uint64_t sign_vote_per_coordinate(const std::vector<const Message*>& msgs, const
 
 namespace {
 template <class Reference>
-AgreementCount agreement(const Message& msg, uint64_t d, uint8_t* code, Reference ref) {
+AgreementCount agreement(const Message& msg, uint64_t d, uint8_t* code, bool ties_disagree, Reference ref) {
     const uint64_t* bits = sign_section(msg, d, "sign vote").words.data();
+    const uint64_t* zeros = zero_mask(msg, d, "sign vote");
     AgreementCount c;
     for (uint64_t j = 0; j < d; ++j) {
-        const double s = ((bits[j >> 6] >> (j & 63)) & 1u) ? -1.0 : 1.0;
+        const bool zero = zeros && ((zeros[j >> 6] >> (j & 63)) & 1u);
+        const double s = zero ? 0.0 : (((bits[j >> 6] >> (j & 63)) & 1u) ? -1.0 : 1.0);
         const double v = ref(j, s);
-        const uint8_t a = v == 0.0 ? kTie : ((v > 0.0) == (s > 0.0) ? kAgree : kDisagree);
+        const bool same = s * v > 0.0;  // s_ij = sign(v), both nonzero
+        const uint8_t a = (v == 0.0 && !ties_disagree) ? kTie : (same ? kAgree : kDisagree);
         c.agree += a == kAgree;
         c.counted += a != kTie;
         if (code) code[j] = a;
@@ -80,13 +109,14 @@ AgreementCount agreement(const Message& msg, uint64_t d, uint8_t* code, Referenc
 }
 }  // namespace
 
-AgreementCount count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* code) {
-    return agreement(msg, d, code, [&](uint64_t j, double) { return double(vote[j]); });
+AgreementCount count_agreement(const Message& msg, const float* vote, uint64_t d, uint8_t* code,
+                               bool ties_disagree) {
+    return agreement(msg, d, code, ties_disagree, [&](uint64_t j, double) { return double(vote[j]); });
 }
 
 AgreementCount count_agreement_loo(const Message& msg, const double* sums, const double* w, size_t w_stride,
                                    uint64_t d, uint8_t* code) {
-    return agreement(msg, d, code, [&](uint64_t j, double s) { return sums[j] - w[j * w_stride] * s; });
+    return agreement(msg, d, code, false, [&](uint64_t j, double s) { return sums[j] - w[j * w_stride] * s; });
 }
 
 }  // namespace pyqsgd

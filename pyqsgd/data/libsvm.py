@@ -1,6 +1,7 @@
 """Reading LIBSVM / svmlight text files into CSR float32 matrices with ±1 or class labels."""
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -8,9 +9,10 @@ import numpy as np
 
 from .._validate import check_int
 
-__all__ = ["load_libsvm", "find_libsvm", "shared_dataset_path", "DATA_ENV"]
+__all__ = ["load_libsvm", "find_libsvm", "shared_dataset_path", "libsvm_search_paths", "available_libsvm", "DATA_ENV"]
 
 DATA_ENV = "PYQSGD_DATA"
+_REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder above the package (a source checkout)
 _BINARY_SETS = ((-1.0, 1.0), (0.0, 1.0), (1.0, 2.0))  # checked in this order; (low, high) -> (-1, +1)
 
 
@@ -160,9 +162,12 @@ def _show(values, limit=10):
 def find_libsvm(name):
     """Path of a shared LIBSVM file, or ``None`` when it is not on this machine.
 
-    Looks, in this order, for ``$PYQSGD_DATA/<name>``, ``$PYQSGD_DATA/libsvm/<name>``,
-    ``../shared/data/libsvm/<name>`` relative to the current directory, and the same relative
-    to the repository root (the folder above the ``pyqsgd`` package, for source checkouts).
+    Looks, in this order (:func:`libsvm_search_paths` lists the paths), for
+
+    1. ``$PYQSGD_DATA/<name>``, then ``$PYQSGD_DATA/libsvm/<name>`` (when ``PYQSGD_DATA`` is set);
+    2. ``../shared/data/libsvm/<name>`` relative to the current directory;
+    3. the same relative to the repository root (the folder above the ``pyqsgd`` package, for
+       source checkouts).
 
     Examples
     --------
@@ -173,7 +178,7 @@ def find_libsvm(name):
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"find_libsvm: name must be a file name string, got {name!r}")
-    for candidate in _candidates(str(name)):
+    for _, candidate in _candidates(str(name)):
         if candidate.is_file():
             return candidate
     return None
@@ -182,11 +187,69 @@ def find_libsvm(name):
 shared_dataset_path = find_libsvm  # alias: same search, same result
 
 
+def libsvm_search_paths(name):
+    """The paths :func:`find_libsvm` tries for ``name``, in order (duplicates dropped).
+
+    >>> from pyqsgd.data.libsvm import libsvm_search_paths
+    >>> all(p.name == "a9a.t" for p in libsvm_search_paths("a9a.t"))
+    True
+    """
+    return [path for _, path in _candidates(str(name))]
+
+
 def _candidates(name):
+    """``(how the path was formed, path)`` in search order, without repeats."""
+    seen = set()
     env = os.environ.get(DATA_ENV)
+    places = []
     if env:
-        yield Path(env) / name
-        yield Path(env) / "libsvm" / name
-    yield Path.cwd().parent / "shared" / "data" / "libsvm" / name
-    repo = Path(__file__).resolve().parents[2]
-    yield repo.parent / "shared" / "data" / "libsvm" / name
+        places += [(f"${DATA_ENV}/{name}", Path(env) / name),
+                   (f"${DATA_ENV}/libsvm/{name}", Path(env) / "libsvm" / name)]
+    shared = Path("shared") / "data" / "libsvm" / name
+    places.append(("../shared/data/libsvm, from the current directory", Path.cwd().parent / shared))
+    places.append(("../shared/data/libsvm, from the folder holding the pyqsgd package",
+                   _REPO_ROOT.parent / shared))
+    for how, path in places:
+        key = os.path.normpath(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
+            yield how, path
+
+
+def _search_dirs():
+    """The folders find_libsvm looks in (the parents of its candidate paths)."""
+    return list(dict.fromkeys(path.parent for _, path in _candidates("_")))
+
+
+def available_libsvm(limit=50):
+    """Sorted names of the files in the folders :func:`find_libsvm` searches (at most ``limit``).
+
+    Hidden files and README files are left out; on a machine without the shared data this is [].
+    """
+    names = set()
+    for folder in _search_dirs():
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        names.update(p.name for p in entries if p.is_file() and not p.name.startswith((".", "README")))
+    return sorted(names)[:limit]
+
+
+def missing_dataset_message(name, owner, known=(), hint=""):
+    """The text of the error raised when ``name`` is neither a known dataset nor a file found by
+    :func:`find_libsvm` (nor a path): what was searched, in order, and how to fix it."""
+    lines = [f"{owner}: dataset {name!r} not found. Searched, in order:"]
+    if not os.environ.get(DATA_ENV):
+        lines.append(f"  ${DATA_ENV}: not set")
+    lines += [f"  {path}  ({how})" for how, path in _candidates(str(name))]
+    lines.append(f"  {os.path.abspath(name)}  ({name!r} as a path)")
+    files = available_libsvm()
+    lines.append(f"Known names: {', '.join(known) or 'none'}; LIBSVM files in the folders searched: "
+                 f"{', '.join(files) or 'none'}")
+    close = difflib.get_close_matches(str(name), list(known) + files, n=1, cutoff=0.6)
+    if close:
+        lines.append(f"Did you mean {close[0]!r}?")
+    lines.append(f"Fix: set {DATA_ENV} to the folder holding the file (or to its parent, with the file in "
+                 "libsvm/), give the file's path, or use a known name." + (f" {hint}" if hint else ""))
+    return "\n".join(lines)

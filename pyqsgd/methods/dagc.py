@@ -7,7 +7,7 @@ from .. import _core
 from .._validate import check_float
 from ..aggregators import Aggregator, WeightedMean
 from ..compressors import Compressor, TopK
-from ..dagc import _volumes, assign_ratios, assign_thresholds, topk_counts
+from ..dagc import _check_rule, _volumes, assign_ratios, assign_thresholds, topk_counts
 from ..threshold import Threshold
 from ..combine import chain
 from .base import Method, _check_combine
@@ -27,6 +27,7 @@ class DAGC(Method):
       (average ``mean``), turned into integer sizes k_i by :func:`pyqsgd.dagc.topk_counts` with
       sum k_i = m max(1, round(mean d)): exactly the number of values uniform
       ``TopK(ratio=mean)`` sends, so DAGC-R's uplink bits never exceed uniform TopK's.
+      ``rule`` picks the assignment (see :func:`~pyqsgd.dagc.assign_ratios`).
     * ``variant="A"``: hard thresholds lambda_i = :func:`pyqsgd.dagc.assign_thresholds`
       (harmonic mean ``mean``) with :class:`pyqsgd.Threshold`. Its bits depend on the data.
 
@@ -39,6 +40,13 @@ class DAGC(Method):
     Parameters
     ----------
     variant : {"R", "A"}
+    rule : {"clipped", "paper"}, default "clipped"
+        DAGC-R only. The default "clipped" ratios are always valid TopK ratios and do not depend
+        on how the workers are numbered; that is why it is the default, although it departs
+        from the authors' code. "paper" reproduces the authors' ``DAGC_R`` exactly (in worker
+        order, unclipped); when it assigns some worker a ratio > 1 (TopK would keep more than d
+        coordinates) the plan raises ``ValueError`` naming the worker and pointing to
+        ``rule="clipped"``, rather than silently changing the paper's numbers.
     mean : float
         "R": the average TopK ratio c̄ in (0, 1]. "A": the harmonic-mean threshold c̄ > 0 (in the
         units of the compressed vector: lr-scaled gradients or model changes under EF).
@@ -67,10 +75,11 @@ class DAGC(Method):
     (3, 4)
     """
 
-    def __init__(self, variant="R", *, mean, error_feedback=True, volumes=None, quantizer=None, aggregator=None,
-                 server_momentum=0.0, downlink=None):
+    def __init__(self, variant="R", *, mean, rule="clipped", error_feedback=True, volumes=None, quantizer=None,
+                 aggregator=None, server_momentum=0.0, downlink=None):
         self.variant = variant
         self.mean = mean
+        self.rule = rule
         self.quantizer = quantizer
         self.error_feedback = error_feedback
         self.volumes = volumes
@@ -84,7 +93,11 @@ class DAGC(Method):
             raise ValueError(f"DAGC: variant must be 'R' (TopK ratios) or 'A' (thresholds), got {self.variant!r}")
         if self.variant == "R":
             check_float("DAGC", "mean", self.mean, low=0.0, high=1.0, low_open=True)
+            _check_rule("DAGC", self.rule)
         else:
+            if self.rule != "clipped":
+                raise ValueError(f"DAGC: rule applies to variant='R' (TopK ratios) only, got rule={self.rule!r} "
+                                 "with variant='A'")
             check_float("DAGC", "mean", self.mean, low=0.0, low_open=True)
         if not isinstance(self.error_feedback, (bool, np.bool_)):
             raise TypeError(f"DAGC: error_feedback must be a bool, got {self.error_feedback!r}")
@@ -121,7 +134,13 @@ class DAGC(Method):
             raise ValueError(f"DAGC: volumes has {vol.size} entries for {sizes.size} workers; "
                              "give one volume per worker (or volumes=None to use the shard sizes)")
         if self.variant == "R":
-            ks = topk_counts(assign_ratios(vol, self.mean), int(d))
+            ratios = assign_ratios(vol, self.mean, rule=self.rule)
+            if (ratios > 1.0).any():
+                i = int(np.argmax(ratios))
+                raise ValueError(f"DAGC: rule='paper' assigns worker {i} the TopK ratio {ratios[i]:.6g} > 1 for "
+                                 f"volumes {vol.tolist()} and mean={self.mean!r} (the authors' assignment is not clipped); "
+                                 "use rule='clipped' (clipped to 1, excess water-filled) for a valid plan")
+            ks = topk_counts(ratios, int(d))
             return [self._stage(TopK(k=int(k))) for k in ks]
         return [self._stage(Threshold(tau=float(t))) for t in assign_thresholds(vol, self.mean)]
 

@@ -32,9 +32,9 @@ def selector(c, d):
     if isinstance(c, _c.Identity):
         return basic.identity_select
     if isinstance(c, _c.TopK):
-        return functools.partial(sparse.topk_select, k=sparse.kept(d, c.k, c.ratio))
+        return functools.partial(sparse.topk_select, k=sparse.kept(d, c.k, c.ratio, c.rounding))
     if isinstance(c, _c.RandK):
-        return functools.partial(sparse.randk_select, k=sparse.kept(d, c.k, c.ratio),
+        return functools.partial(sparse.randk_select, k=sparse.kept(d, c.k, c.ratio, c.rounding),
                                  shared_seed=bool(c.shared_seed))
     raise TypeError(f"no reference selector for {c!r}")
 
@@ -48,9 +48,10 @@ def twin(c, d):
     if isinstance(c, _c.ScaledSign):
         return basic.scaled_sign
     if isinstance(c, _c.TopK):
-        return functools.partial(sparse.topk, k=sparse.kept(d, c.k, c.ratio))
+        return functools.partial(sparse.topk, k=sparse.kept(d, c.k, c.ratio, c.rounding))
     if isinstance(c, _c.RandK):
-        return functools.partial(sparse.randk, k=sparse.kept(d, c.k, c.ratio), shared_seed=bool(c.shared_seed))
+        return functools.partial(sparse.randk, k=sparse.kept(d, c.k, c.ratio, c.rounding),
+                                 shared_seed=bool(c.shared_seed))
     if isinstance(c, _c.QSGD):
         return functools.partial(quant.qsgd, levels=c.levels)
     if isinstance(c, _c.TernGrad):
@@ -59,7 +60,7 @@ def twin(c, d):
         return quant.natural
     if isinstance(c, _combine.Chain):
         sel = selector(c.a, d)
-        kept = d if isinstance(c.a, _c.Identity) else sparse.kept(d, c.a.k, c.a.ratio)
+        kept = d if isinstance(c.a, _c.Identity) else sparse.kept(d, c.a.k, c.a.ratio, c.a.rounding)
         return functools.partial(combine.chain, select=sel, inner=twin(c.b, kept))
     if isinstance(c, _combine.Induced):
         return functools.partial(combine.induced, first=twin(c.c1, d), second=twin(c.c2, d))

@@ -10,9 +10,11 @@ from ._wire import pack_floats, pack_indices
 __all__ = ["kept", "topk_indices", "topk_select", "topk", "randk_select", "randk"]
 
 
-def kept(d, k=None, ratio=None):
-    """k, or max(1, round-half-up(ratio d)) (the kernel's rule)."""
-    return int(k) if k is not None else max(1, int(np.floor(ratio * d + 0.5)))
+def kept(d, k=None, ratio=None, rounding="round"):
+    """k, or max(1, round-half-up(ratio d)) ("round"), or max(1, floor(ratio d)) ("floor")."""
+    if k is not None:
+        return int(k)
+    return max(1, int(np.floor(ratio * d if rounding == "floor" else ratio * d + 0.5)))
 
 
 def topk_indices(x, k):

@@ -149,9 +149,10 @@ def check_compressor(c, d=64, trials=2000, key=0, vectors=None, alpha=1e-3):
     c : Compressor
     d : int
         Dimension of the default vectors (ignored when ``vectors`` are given).
-    trials : int
+    trials : int >= 1000
         Compressions per vector for the statistics; trial t of vector v uses
-        ``Key(seed=key, round=t, worker=v)``.
+        ``Key(seed=key, round=t, worker=v)``. The normal approximations below are stated for
+        at least 1000 (default 2000).
     key : int
         Seed of every draw: the same call gives the same report.
     vectors : None, list or dict of 1-D arrays
@@ -161,7 +162,9 @@ def check_compressor(c, d=64, trials=2000, key=0, vectors=None, alpha=1e-3):
         it by Bonferroni (alpha / number of tests each). Default 1e-3. The exact tests carry no
         approximation; the z tests and confidence bounds use the normal approximation of a
         mean of ``trials`` bounded draws (first Edgeworth correction under 10% of alpha for
-        skewness <= 2 and trials >= 2000).
+        skewness <= 2 and trials >= 4000, about 20% at 1000; more skewed coordinates use the
+        exact rare-event bound). Measured: 0 false alarms in 560 calls over 28 compressors
+        (``benchmarks/check_compressor_false_alarms.py``).
 
     Returns
     -------
@@ -186,7 +189,7 @@ def check_compressor(c, d=64, trials=2000, key=0, vectors=None, alpha=1e-3):
     if not isinstance(c, Compressor):
         raise TypeError(f"check_compressor: c must be a pyqsgd compressor, got {type(c).__name__}")
     d = check_int("check_compressor", "d", d, low=1)
-    trials = check_int("check_compressor", "trials", trials, low=100)
+    trials = check_int("check_compressor", "trials", trials, low=1000)
     seed = check_int("check_compressor", "key", key, low=0, high=2**64 - 1)
     alpha = check_float("check_compressor", "alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True)
     xs = _as_vectors(vectors, d, seed)

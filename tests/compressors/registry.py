@@ -19,9 +19,12 @@ def ceil_log2(n):
     return (n - 1).bit_length()
 
 
-def kept(d, k=None, ratio=None):
-    """ALGORITHMS.md: k, or max(1, round(ratio d)) with halves rounded up."""
-    return k if k is not None else max(1, math.floor(ratio * d + 0.5))
+def kept(d, k=None, ratio=None, rounding="round"):
+    """ALGORITHMS.md: k, or max(1, round(ratio d)) with halves rounded up; with
+    rounding="floor" max(1, floor(ratio d)) (GRACE's and EF21's convention)."""
+    if k is not None:
+        return k
+    return max(1, math.floor(ratio * d) if rounding == "floor" else math.floor(ratio * d + 0.5))
 
 
 def index_bits(k, d):
@@ -60,12 +63,19 @@ CONFIGS = [
     Config("TopK-ratio", lambda: pq.TopK(ratio=0.25), lambda d: 32 * kept(d, ratio=0.25) +
            index_bits(kept(d, ratio=0.25), d), False, delta=lambda d: kept(d, ratio=0.25) / d, random=False,
            selector=True),
+    # ratio 0.29: floor and round differ for most d (d = 20: 5 vs 6; d = 100: 28 vs 29).
+    Config("TopK-ratio-floor", lambda: pq.TopK(ratio=0.29, rounding="floor"),
+           lambda d: 32 * kept(d, ratio=0.29, rounding="floor") + index_bits(kept(d, ratio=0.29, rounding="floor"), d),
+           False, delta=lambda d: kept(d, ratio=0.29, rounding="floor") / d, random=False, selector=True),
     Config("RandK-shared", lambda: pq.RandK(k=K), lambda d: 32 * K, True, omega=lambda d: d / K - 1, min_d=K,
            selector=True),
     Config("RandK-sent", lambda: pq.RandK(k=K, shared_seed=False), lambda d: 32 * K + index_bits(K, d), True,
            omega=lambda d: d / K - 1, min_d=K, selector=True),
     Config("RandK-ratio", lambda: pq.RandK(ratio=0.25), lambda d: 32 * kept(d, ratio=0.25), True,
            omega=lambda d: d / kept(d, ratio=0.25) - 1, selector=True),
+    Config("RandK-ratio-floor", lambda: pq.RandK(ratio=0.29, rounding="floor"),
+           lambda d: 32 * kept(d, ratio=0.29, rounding="floor"), True,
+           omega=lambda d: d / kept(d, ratio=0.29, rounding="floor") - 1, selector=True),
     Config("Sign", lambda: pq.Sign(), lambda d: d, False, random=False),
     Config("ScaledSign", lambda: pq.ScaledSign(), lambda d: d + 32, False, delta=lambda d: 1 / d, random=False),
     Config("QSGD-1", lambda: pq.QSGD(levels=1), lambda d: 32 + d * qsgd_width(1), True,

@@ -94,18 +94,18 @@ def test_catches_a_wrong_declaration(c, prop, declared):
 
 def test_a_wrong_payload_size_is_still_consistent_bits():
     # bits count what encode returned (8 per byte): extra bytes are counted, not hidden.
-    report = pq.testing.check_compressor(WrongBits(k=4), d=20, trials=200)
+    report = pq.testing.check_compressor(WrongBits(k=4), d=20, trials=1000)
     row = report[report.check == "bits equal the encoded length"].iloc[0]
     assert row.measured == 8 * (8 * 4 + 8)
 
 
 def test_report_vectors_and_arguments():
     vectors = {"ramp": np.linspace(-1, 1, 30), "spike": np.eye(30)[3]}
-    report = pq.testing.check_compressor(pq.QSGD(levels=2), trials=500, vectors=vectors, key=4)
+    report = pq.testing.check_compressor(pq.QSGD(levels=2), trials=1000, vectors=vectors, key=4)
     assert set(report.vector) == {"ramp", "spike", "zeros"}
-    assert report.attrs["compressor"] == "QSGD(levels=2)" and report.attrs["trials"] == 500
+    assert report.attrs["compressor"] == "QSGD(levels=2)" and report.attrs["trials"] == 1000
     assert list(report.columns) == ["check", "vector", "measured", "declared", "passed", "detail"]
-    again = pq.testing.check_compressor(pq.QSGD(levels=2), trials=500, vectors=vectors, key=4)
+    again = pq.testing.check_compressor(pq.QSGD(levels=2), trials=1000, vectors=vectors, key=4)
     assert report.equals(again)  # same key, same report
     with pytest.raises(TypeError, match="pyqsgd compressor"):
         pq.testing.check_compressor("TopK")

@@ -30,6 +30,47 @@ def test_shape_dtype_and_exact_bits(cfg, d):
     assert msg.d == d
 
 
+def test_decoded_vectors_are_float32_whatever_the_input_dtype(cfg):
+    """The documented rule (pq.Compressor.compress): the input is converted once to float32, the
+    wire is float32, and decompress / __call__ return float32 for float64, integer, float16 and
+    list input alike, exactly as for the same values given as float32."""
+    c = cfg.make()
+    rng = np.random.default_rng(13)
+    x64 = rng.standard_normal(D) * 3  # float64, not exactly representable in float32
+    ints = rng.integers(-50, 50, D)
+    half = x64.astype(np.float16)
+    for x, as32 in [(x64, x64.astype(np.float32)), (ints, ints.astype(np.float32)),
+                    (ints.astype(np.int32), ints.astype(np.float32)), (ints.tolist(), ints.astype(np.float32)),
+                    (x64.tolist(), x64.astype(np.float32)), (half, half.astype(np.float32))]:
+        msg = c.compress(x, key=14)
+        assert msg == c.compress(as32, key=14)
+        y = c.decompress(msg)
+        assert y.dtype == np.float32 and y.shape == (D,)
+        called = c(x, key=14)
+        assert called.dtype == np.float32
+        np.testing.assert_array_equal(called, c(as32, key=14))
+
+
+def test_python_compressor_output_is_float32_too():
+    class Half(pq.Compressor):
+        def __init__(self):
+            pass
+
+        def encode(self, x, rng):
+            assert x.dtype == np.float32  # what encode is given, whatever the caller passed
+            return x.astype(np.float16).tobytes()
+
+        def decode(self, data, d):
+            return np.frombuffer(data, np.float16, count=d).astype(np.float32)
+
+        def properties(self, d):
+            return pq.Properties(unbiased=False, omega=None, delta=1 - 2.0**-22)
+
+    for x in (np.array([1.0, -2.5, 3.0]), np.array([1, -2, 3]), [1, -2.5, 3]):
+        y = Half()(x, key=0)
+        assert y.dtype == np.float32 and y.tolist() == list(np.asarray(x, np.float32))
+
+
 def test_minimal_dimension(cfg):
     d = cfg.min_d
     c = cfg.make()

@@ -62,8 +62,17 @@ void parallel_for(int64_t n, F&& f, double work = 1e300) {
         return;
     }
 #endif
-    // Serial: the first exception propagates at once (no OpenMP region to escape), so a Python
-    // callback that raised is not called again for the remaining iterations.
+    // Serial: every iteration runs, then the first exception is rethrown, exactly as in the
+    // parallel path (state a failing round leaves behind must not depend on the thread count).
+    ExceptionBox box;
+    for (int64_t i = 0; i < n; ++i) box.run([&] { f(i); });
+    box.rethrow();
+}
+
+// f(i) for i in [0, n) on this thread, stopping at the first exception: for iterations that
+// call back into Python, where user code that raised must not be called again.
+template <class F>
+void serial_for(int64_t n, F&& f) {
     for (int64_t i = 0; i < n; ++i) f(i);
 }
 

@@ -9,6 +9,7 @@ enum Tag : uint16_t {
     kNatural = 8, kChain = 9, kInduced = 10, kTruncate = 11, kNonUniform = 12, kTruncatedQuantizer = 13,
     kThreshold = 14,
     kPython = 15,  // a compressor written in Python (its repr is the fingerprinted name)
+    kTernarySign = 16,
 };
 
 // x itself as float32: U(0), 32d bits. Also a (dense) chain stage.
@@ -38,6 +39,22 @@ class Sign final : public Compressor {
     std::string name() const override { return "Sign()"; }
     uint16_t tag() const override { return kSign; }
     uint64_t expected_bits(uint64_t d) const override { return d; }
+    void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
+    void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
+                Workspace& ws) const override;
+    Properties properties(uint64_t d) const override;
+    bool unbiased() const override { return false; }
+    bool checks_finite() const override { return true; }
+};
+
+// sign(x) with sign(0) = 0 (signSGD-FV as its authors run it): two sections, d sign bits
+// (bit 1 = negative, 0 at zeros) and a zero mask of d bits (bit 1 = x_j == 0) that is empty
+// (0 bits) when no coordinate is zero. Bits: d, or 2d when some x_j == 0. Decoding refuses a
+// mask without a set bit and a zero coordinate with its sign bit set (one encoding per vector).
+class TernarySign final : public Compressor {
+   public:
+    std::string name() const override { return "TernarySign()"; }
+    uint16_t tag() const override { return kTernarySign; }
     void encode(const float* x, uint64_t d, const Key& key, Message& msg, Workspace& ws) const override;
     void decode(const Message& msg, SectionCursor& cur, uint64_t d, const Key& key, float* out,
                 Workspace& ws) const override;

@@ -5,10 +5,12 @@
 
 namespace pyqsgd {
 
-// k from either an explicit k (> 0) or a ratio in (0, 1]: k = max(1, round(ratio * d)).
+// k from either an explicit k (> 0) or a ratio in (0, 1]: k = max(1, round(ratio * d)) (halves
+// up), or with `floor` k = max(1, floor(ratio * d)) in float64 (GRACE's and EF21's convention).
 struct SparsityParam {
     uint64_t k = 0;
     double ratio = 0.0;
+    bool floor = false;  // only with a ratio; part of name(), hence of the fingerprint
     uint64_t resolve(uint64_t d) const;
     void check(uint64_t d, const char* who) const;
     std::string text() const;

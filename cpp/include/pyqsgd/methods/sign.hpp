@@ -40,10 +40,14 @@ struct VoteConfig {
     bool oracle = false;      // weights from known batch sizes instead of learned ones
     bool leave_one_out = false;  // estimate agreement against the other workers' vote
     double worker_momentum = 0.0;  // Signum-style: workers send sign(beta m + (1 - beta) g)
+    // The authors' signSGD-FV: per-(worker, coordinate) weights, a tied vote counts as a
+    // disagreement for every worker (N_ij += 1 every round), workers send TernarySign
+    // (sign(0) = 0: d bits, 2d when some coordinate is exactly zero). Implies per_coordinate.
+    bool authors = false;
 };
 
-// signSGD-MV / -FV: workers send sign(g_i) (d bits); server x <- x - lr * vote; downlink is
-// the vote (d bits, plus a d-bit zero mask in rounds with ties).
+// signSGD-MV / -FV: workers send sign(g_i) (d bits; TernarySign under `authors`); server
+// x <- x - lr * vote; downlink is the vote (d bits, plus a d-bit zero mask in rounds with ties).
 class SignVote final : public Method {
    public:
     explicit SignVote(VoteConfig cfg);

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .problems import DATASET_COLUMNS
+
 __all__ = ["convergence", "compressor_error", "partition", "dagc_assignment", "vote_weights", "quantizer",
            "savefig"]
 
@@ -79,7 +81,8 @@ def varying_columns(df):
     A column determined by later ones is left out (``method`` when the grid sets
     ``method__compressor__k``): grid columns come last in sweep results.
     """
-    skip = set(_METRICS) | set(_RUN_COLUMNS) | {"_curve", "_run"}
+    # The dataset columns record what a run used; the grid column that chose it is the label.
+    skip = set(_METRICS) | set(_RUN_COLUMNS) | set(DATASET_COLUMNS) | {"_curve", "_run"}
     cols = [c for c in df.columns if c not in skip and df[c].astype(str).nunique() > 1]
     text = df[cols].astype(str)
     kept = []

@@ -185,3 +185,11 @@ def test_vote_weights_and_quantizer(prob):
     levels = pq.tnq.laplace_levels(2, np.mean(np.abs(g)))
     ax = pq.plot.quantizer(g, levels=levels, threshold=levels[-1])
     assert len(ax.get_lines()) == 2 + len(levels)
+
+
+def test_dataset_columns_never_become_the_legend():
+    import pandas as pd
+
+    df = pd.DataFrame({"problem__dataset": ["a", "a", "b", "b"], "dataset": ["a", "a", "b", "b"],
+                       "dataset_hash": ["h1", "h1", "h2", "h2"], "round": [0, 1, 0, 1]})
+    assert pq.plot.varying_columns(df) == ["problem__dataset"]

@@ -74,24 +74,17 @@ it. ``Message.from_bytes()`` checks the checksum first (any accidental corruptio
         .def(py::pickle([](const Message& msg) { return py::bytes(msg.to_bytes()); },
                         [](py::bytes b) { return Message::from_bytes(std::string(b)); }));
 
-    m.def(
-        "crc32c",
-        [](py::bytes b, uint32_t crc) {
+    // CRC-32C of a bytes object, read in place (hardware path, and the portable one for tests).
+    auto crc_of = [](uint32_t (*fn)(const void*, size_t, uint32_t)) {
+        return [fn](py::bytes b, uint32_t crc) {
             char* p = nullptr;
             Py_ssize_t n = 0;
             PyBytes_AsStringAndSize(b.ptr(), &p, &n);
-            return crc32c(p, size_t(n), crc);
-        },
-        py::arg("data"), py::arg("crc") = 0);
-    m.def(
-        "crc32c_portable",
-        [](py::bytes b, uint32_t crc) {
-            char* p = nullptr;
-            Py_ssize_t n = 0;
-            PyBytes_AsStringAndSize(b.ptr(), &p, &n);
-            return crc32c_portable(p, size_t(n), crc);
-        },
-        py::arg("data"), py::arg("crc") = 0);
+            return fn(p, size_t(n), crc);
+        };
+    };
+    m.def("crc32c", crc_of(&crc32c), py::arg("data"), py::arg("crc") = 0);
+    m.def("crc32c_portable", crc_of(&crc32c_portable), py::arg("data"), py::arg("crc") = 0);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("get_num_threads", &get_num_threads);
 

@@ -13,6 +13,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import _core, bits, dagc, data, methods, problems, problems_py  # noqa: E402
 from ._core import Key, Message
 from .combine import Chain, Induced, chain, induced
+from .blockwise import Blockwise, blockwise
 from .experiment import ProblemSpec, Spec
 from .compressors import (QSGD, Compressor, Identity, Natural, Properties, RandK, ScaledSign, Sign, TernGrad,
                           TopK)
@@ -31,7 +32,7 @@ __version__ = getattr(_core, "__version__", "0.0.0")
 
 __all__ = [
     "Key", "Message", "Compressor", "Properties", "Identity", "TopK", "RandK", "Sign", "ScaledSign", "QSGD",
-    "TernGrad", "Natural", "Chain", "Induced", "chain", "induced", "measure", "Measurement",
+    "TernGrad", "Natural", "Chain", "Induced", "chain", "induced", "Blockwise", "blockwise", "measure", "Measurement",
     "set_num_threads", "get_num_threads", "threads", "Aggregator", "Mean", "WeightedMean", "History", "simulate",
     "methods", "problems", "data", "MajorityVote", "FederatedVote", "Truncate", "NonUniformQuantizer", "TruncatedQuantizer",
     "TruncatedUniformQuantizer", "sweep", "load_sweep", "Spec", "ProblemSpec", "plot", "experiment",

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "pyqsgd/compressors/basic.hpp"
+#include "pyqsgd/compressors/blockwise.hpp"
 #include "pyqsgd/compressors/combine.hpp"
 #include "pyqsgd/compressors/quant.hpp"
 #include "pyqsgd/compressors/sparse.hpp"
@@ -135,4 +136,7 @@ void bind_compressors(py::module_& m) {
         .def(py::init<CompressorPtr, CompressorPtr>(), py::arg("a"), py::arg("b"));
     py::class_<Induced, Compressor, std::shared_ptr<Induced>>(m, "Induced")
         .def(py::init<CompressorPtr, CompressorPtr>(), py::arg("c1"), py::arg("c2"));
+    py::class_<Blockwise, Compressor, std::shared_ptr<Blockwise>>(m, "Blockwise")
+        .def(py::init<std::vector<CompressorPtr>, std::vector<uint64_t>>(), py::arg("compressors"), py::arg("blocks"))
+        .def_property_readonly("blocks", &Blockwise::blocks);
 }

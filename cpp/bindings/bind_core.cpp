@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "pyqsgd/compressors/blockwise.hpp"
 #include "pyqsgd/crc32c.hpp"
 #include "pyqsgd/message.hpp"
 #include "pyqsgd/parallel.hpp"
@@ -22,6 +23,7 @@ void bind_core(py::module_& m) {
         .def_readonly("worker", &Key::worker)
         .def_readonly("stream", &Key::stream)
         .def("child", &Key::child, py::arg("i"))
+        .def("block", &block_key, py::arg("b"))
         .def("__eq__", [](const Key& a, const Key& b) {
             return a.seed == b.seed && a.round == b.round && a.worker == b.worker && a.stream == b.stream;
         })

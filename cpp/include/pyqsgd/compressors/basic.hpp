@@ -10,6 +10,7 @@ enum Tag : uint16_t {
     kThreshold = 14,
     kPython = 15,  // a compressor written in Python (its repr is the fingerprinted name)
     kTernarySign = 16,
+    kBlockwise = 17,
 };
 
 // x itself as float32: U(0), 32d bits. Also a (dense) chain stage.

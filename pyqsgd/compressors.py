@@ -308,7 +308,7 @@ class _Sparse(Compressor):
 class TopK(_Sparse):
     """Top-K sparsification: keeps the k entries of largest magnitude.
 
-    Definition: C(x)_j = x_j for the k largest |x_j| (ties toward the smaller index), else 0.
+    Definition: C(x)_j = x_j for the k largest ``|x_j|`` (ties toward the smaller index), else 0.
 
     Parameters
     ----------
@@ -327,12 +327,12 @@ class TopK(_Sparse):
     Notes
     -----
     Constants: biased, contractive B(k/d) (Stich, Cordonnier & Jaggi, NeurIPS 2018):
-    ||C(x) - x||^2 <= (1 - k/d) ||x||^2, with equality when all |x_j| are equal.
+    ||C(x) - x||^2 <= (1 - k/d) ||x||^2, with equality when all ``|x_j|`` are equal.
     Bits: 32 k + min(k ceil(log2 d), d) (sorted indices, or a d-bit bitmap when smaller).
     Randomness: none (``key`` is ignored). A chain stage: ``chain(TopK(k=..), QSGD(levels=..))``
     quantizes the kept values, indices stay exact.
 
-    Ties: among equal |x_j| the smaller index is kept (a total order, so the output is a
+    Ties: among equal ``|x_j|`` the smaller index is kept (a total order, so the output is a
     function of x alone, identical at any thread count).
 
     Conventions of the peers (checked against their public code, see the README's fidelity
@@ -453,7 +453,7 @@ class ScaledSign(Compressor):
 class QSGD(Compressor):
     """QSGD stochastic quantization with s = ``levels`` (Alistarh et al., NeurIPS 2017).
 
-    Definition: r_j = s |x_j| / ||x||_2, l = floor(r_j); level l + 1 with probability r_j - l,
+    Definition: r_j = s ``|x_j|`` / ||x||_2, l = floor(r_j); level l + 1 with probability r_j - l,
     else l; C(x)_j = ||x||_2 sign(x_j) level / s.
 
     Parameters
@@ -492,7 +492,7 @@ class QSGD(Compressor):
 
 class TernGrad(Compressor):
     """TernGrad (Wen et al., NeurIPS 2017): C(x)_j = s sign(x_j) b_j with s = ||x||_inf and
-    b_j ~ Bernoulli(|x_j| / s).
+    b_j ~ Bernoulli(``|x_j|`` / s).
 
     Constants: unbiased, U((sqrt(d) - 1)/2); the worst case x = (1, t, ..., t) with
     t = 1/(sqrt(d) + 1) attains it. Bits: 32 + 2 d (scale, then a 2-bit code per coordinate:
@@ -518,15 +518,15 @@ class Natural(Compressor):
     """Natural compression (Horváth et al., 2019, arXiv:1905.10988): unbiased stochastic
     rounding to a neighbouring power of two.
 
-    Definition: for 2^a <= |x_j| < 2^(a+1), C(x)_j = sign(x_j) 2^(a+1) with probability
-    (|x_j| - 2^a) / 2^a, else sign(x_j) 2^a; 0 maps to 0 (subnormals round to 0 or 2^-126).
+    Definition: for 2^a <= ``|x_j|`` < 2^(a+1), C(x)_j = sign(x_j) 2^(a+1) with probability
+    (``|x_j|`` - 2^a) / 2^a, else sign(x_j) 2^a; 0 maps to 0 (subnormals round to 0 or 2^-126).
 
     Notes
     -----
-    Constants: unbiased, U(1/8); the worst case |x_j| = (4/3) 2^a attains it.
+    Constants: unbiased, U(1/8); the worst case ``|x_j|`` = (4/3) 2^a attains it.
     Bits: 9 per coordinate (sign and the 8-bit float32 exponent). Randomness: coordinate j
     compares the top 24 bits of draw j with its 23-bit mantissa (exact probabilities).
-    |x_j| >= 2^127 raises ``ValueError`` (rounding up would overflow float32).
+    ``|x_j|`` >= 2^127 raises ``ValueError`` (rounding up would overflow float32).
 
     Examples
     --------

@@ -16,7 +16,7 @@ __all__ = ["Measurement", "measure"]
 class Measurement:
     """Result of :func:`measure`; intervals are two-sided at the requested confidence.
 
-    ``bias_z_max`` is the largest per-coordinate |z| of mean(C(x)) - x, and ``bias_p`` its
+    ``bias_z_max`` is the largest per-coordinate ``|z|`` of mean(C(x)) - x, and ``bias_p`` its
     Bonferroni-corrected p-value under "unbiased" (small ⇒ evidence of bias). It is a normal
     approximation from running sums (memory O(d), any number of trials): where a coordinate's
     mean sits in outputs rarer than a few in ``trials`` (e.g. a value just above a quantizer

@@ -174,6 +174,8 @@ def convergence(data, x="round", y="loss", *, hue=None, f_star=None, band="std",
         x <= 0 are not drawn: round 0 (no bits sent yet) is left out rather than shown at an
         arbitrary small x.
 
+    Notes
+    -----
     Legends name each curve by the parameters that vary, with nested grid names shortened to
     their last component (``k=3`` for ``method__compressor__k``; more components where two
     names would clash, see :func:`short_names`).

@@ -134,7 +134,7 @@ class Problem:
         return self._native.grad(self._x(x), self._idx(indices))
 
     def smoothness(self, indices=None):
-        """Smoothness constant L of the loss over ``indices``: sup phi'' lambda_max(A^T A/|S|) + l2."""
+        """Smoothness constant L of the loss over ``indices``: sup phi'' ``lambda_max(A^T A/|S|)`` + l2."""
         return self._native.smoothness(self._idx(indices))
 
     def worker_smoothness(self, partition):

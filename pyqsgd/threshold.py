@@ -9,14 +9,14 @@ __all__ = ["Threshold"]
 
 
 class Threshold(Compressor):
-    """Hard threshold HT_tau: keeps the entries with |x_j| >= tau, zeroes the rest.
+    """Hard threshold HT_tau: keeps the entries with ``|x_j|`` >= tau, zeroes the rest.
 
-    Definition: C(x)_j = x_j if |x_j| >= tau else 0, compared in double precision on the
+    Definition: C(x)_j = x_j if ``|x_j|`` >= tau else 0, compared in double precision on the
     float32 input (``tau = 0`` keeps every entry). How many entries survive depends on x.
 
     Theory: biased. Only an *absolute* error bound holds, ||C(x) - x||^2 <= d tau^2 (each
-    dropped entry has |x_j| < tau); there is no relative contraction (a vector with all
-    |x_j| < tau maps to zero), so ``properties(d)`` reports ``omega = delta = None``
+    dropped entry has ``|x_j|`` < tau); there is no relative contraction (a vector with all
+    ``|x_j|`` < tau maps to zero), so ``properties(d)`` reports ``omega = delta = None``
     (Lu et al., IEEE TMC 2024, arXiv 2311.07324, use it with error feedback).
 
     Bits, for k kept entries: 32 (the count k) + min(k ceil(log2 d), d) (indices, or a d-bit

@@ -4,8 +4,8 @@ Model: gradient coordinates ~ Laplace(0, gamma). With b bits per coordinate ther
 s = 2**b - 1 intervals (2**b levels) and k* = 3 sqrt(6)/2 ≈ 3.674:
 
 - truncation threshold  alpha* = 3 gamma ln(1 + s/k*);
-- levels  l_j = sign(u - 1/2) (-3 gamma ln(1 - |2u - 1| A)), u = j/s, A = 1 - exp(-alpha/(3 gamma)):
-  the quantiles of the density ∝ exp(-|g|/(3 gamma)) on [-alpha, alpha];
+- levels  l_j = sign(u - 1/2) (-3 gamma ln(1 - ``|2u - 1|`` A)), u = j/s, A = 1 - exp(-alpha/(3 gamma)):
+  the quantiles of the density ∝ ``exp(-|g|/(3 gamma))`` on [-alpha, alpha];
 - per-coordinate error bound 27 gamma^2/(s + k*)^2 = quantization variance bound
   27 gamma^2 A^3/s^2 + truncation MSE 2 gamma^2 exp(-alpha/gamma) (an exact identity at alpha*).
 
@@ -96,7 +96,7 @@ def uniform_threshold(bits, gamma=1.0):
 
 
 def laplace_levels(bits, gamma=1.0, alpha=None):
-    """The 2**bits levels: quantiles of exp(-|g|/(3 gamma)) on [-alpha, alpha] (float64).
+    """The 2**bits levels: quantiles of ``exp(-|g|/(3 gamma))`` on [-alpha, alpha] (float64).
 
     ``alpha=None`` uses alpha* (the TNQ table). The table is exactly symmetric.
 
@@ -263,7 +263,7 @@ class NonUniformQuantizer(Compressor):
 
     Levels (alpha = max|x|, sent as float32):
 
-    - ``density='laplace'`` (default): the TNQ quantile levels of exp(-|g|/(3 gamma-hat)) on
+    - ``density='laplace'`` (default): the TNQ quantile levels of ``exp(-|g|/(3 gamma-hat))`` on
       [-alpha, alpha], gamma-hat = mean|x| (``gamma='median'``: median|x|/ln 2), also sent:
       64 + d b bits (alpha is not a function of gamma-hat here, so both go on the wire).
     - ``density='uniform'``: alpha (2j - s)/s; 32 + d b bits.
@@ -353,7 +353,7 @@ class TruncatedQuantizer(_Truncated):
 
     1. gamma-hat = mean|x| (Laplace MLE; ``gamma='median'``: median|x|/ln 2), sent as float32.
     2. alpha* = 3 gamma-hat ln(1 + s/k*), s = 2**bits - 1, k* = 3 sqrt(6)/2; h = clip(x, -alpha*, alpha*).
-    3. Levels: quantiles of exp(-|g|/(3 gamma-hat)) on [-alpha*, alpha*] (:func:`laplace_levels`).
+    3. Levels: quantiles of ``exp(-|g|/(3 gamma-hat))`` on [-alpha*, alpha*] (:func:`laplace_levels`).
     4. Unbiased stochastic rounding of h between neighbouring levels; b-bit level indices.
 
     Bits: 32 + d b exactly. The receiver rebuilds alpha* and the levels from gamma-hat and b

@@ -27,7 +27,7 @@ def _messages(messages):
 
 
 class MajorityVote(Params):
-    """sign(sum_i s_i) per coordinate; ties -> 0.
+    """sign(sum_i s_i) per coordinate; ties -> 0 (signSGD majority vote, Bernstein et al., ICML 2018).
 
     >>> import numpy as np, pyqsgd as pq
     >>> msgs = [pq.Sign().compress(np.array(v), key=0) for v in ([1.0, -1, 2], [-1.0, -1, 3], [2.0, 1, -1])]

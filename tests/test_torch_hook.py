@@ -20,12 +20,15 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_ddp_wor
 TIMEOUT = 150  # seconds per launch: a 2-3 rank run takes ~15-25 s on 2 busy cores
 
 
+sys.path.insert(0, os.path.dirname(WORKER))
+import torch_ddp_worker as W  # noqa: E402
+
+sys.path.pop(0)
+
+
 def launch(scenario, world, tmp_path):
     """Runs a scenario on ``world`` ranks; returns each rank's result dict."""
-    proc = subprocess.run([sys.executable, WORKER, "launch", scenario, str(world), str(tmp_path), str(TIMEOUT)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT + 30)
-    assert proc.returncode == 0, f"scenario {scenario} failed:\n{proc.stderr[-4000:]}"
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world)]
+    return W.run(scenario, world, tmp_path, TIMEOUT)
 
 
 def test_identity_reproduces_ddp_allreduce(tmp_path):
@@ -62,11 +65,6 @@ def test_ef_topk_and_diana_induced_train_and_count_bits(tmp_path):
 
 
 def test_parity_with_simulator(tmp_path):
-    sys.path.insert(0, os.path.dirname(WORKER))
-    try:
-        import torch_ddp_worker as W
-    finally:
-        sys.path.pop(0)
     world, steps = 2, 8
     res = launch("parity", world, tmp_path)
     A, b = W.lsq_data(world)
@@ -112,3 +110,18 @@ def test_example_trains_and_prints_bits(tmp_path):
     assert after < 0.8 * before, line
     rows = [s.split() for s in proc.stdout.splitlines() if s[:4].strip().isdigit()]
     assert len(rows) == 2 and rows[0][1] == rows[1][1] and int(rows[0][1]) > 0
+
+
+def test_float64_bucket_stays_float64_and_says_float32_wire(tmp_path):
+    res = launch("float64", 2, tmp_path)
+    g = np.array([1 / 3, 1e-9, 1 + 2**-40])
+    # Identity sends each rank's gradient as float32 values; the mean is formed in float64
+    expected = (g.astype(np.float32).astype(np.float64) + (2 * g).astype(np.float32).astype(np.float64)) / 2
+    for r in res:
+        assert r["dtype"] == "torch.float64"
+        np.testing.assert_array_equal(r["values"], expected)
+        assert len(r["warnings"]) == 1 and "float32 values on the wire" in r["warnings"][0]  # once per state
+        ddp = r["ddp"]
+        assert ddp["dtypes"] == ["torch.float64"] and ddp["after"] < 0.8 * ddp["before"]
+        d = 16 * 12 + 12 + 12 * 3 + 3
+        assert ddp["bits_sent"] == 10 * pq.TopK(k=20).compress(np.ones(d)).bits

@@ -37,6 +37,18 @@ def launch(scenario, world, outdir, timeout):
     return 0 if all(c == 0 for c in codes) else 1
 
 
+def run(scenario, world, outdir, timeout=150, env=None):
+    """For the tests: launches a scenario in a subprocess (extra ``env`` for the ranks) and
+    returns each rank's result dict; fails with the ranks' stderr if any rank failed."""
+    import torch
+
+    proc = subprocess.run([sys.executable, __file__, "launch", scenario, str(world), str(outdir), str(timeout)],
+                          cwd=outdir, capture_output=True, text=True, timeout=timeout + 30,
+                          env=None if env is None else dict(os.environ, **env))
+    assert proc.returncode == 0, f"scenario {scenario} failed:\n{proc.stderr[-4000:]}"
+    return [torch.load(os.path.join(outdir, f"rank{r}.pt"), weights_only=False) for r in range(world)]
+
+
 # ---- the ranks --------------------------------------------------------------------------------
 import numpy as np  # noqa: E402
 
@@ -44,7 +56,8 @@ import numpy as np  # noqa: E402
 def setup():
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=40))
+    # PYQSGD_TEST_BACKEND=nccl runs the CUDA scenarios on NCCL (test_torch_cuda.py)
+    dist.init_process_group(os.environ.get("PYQSGD_TEST_BACKEND", "gloo"), timeout=datetime.timedelta(seconds=40))
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -98,7 +111,7 @@ def global_loss(model, X, y):
 def flat(model):
     import torch
 
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double().numpy()
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double().cpu().numpy()
 
 
 def scenario_identity(rank, world):
@@ -170,8 +183,9 @@ def parity_methods():
             "ef21_momentum": (pq.methods.EF21(pq.TopK(k=3), server_momentum=0.5), 0.05)}
 
 
-def scenario_parity(rank, world, steps=8):
-    """Least squares as a bias-free Linear layer, full-batch gradient on the rank's shard."""
+def fit_lsq(rank, world, method, lr, steps, bias=False, per_tensor=False):
+    """Least squares as a Linear(d, 1) layer started at zero, full-batch gradient on the rank's
+    shard, trained with the hook; returns (layer, HookState)."""
     import torch
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -181,18 +195,24 @@ def scenario_parity(rank, world, steps=8):
     n_per = A.shape[0] // world
     Ai = torch.from_numpy(A[rank * n_per:(rank + 1) * n_per])
     bi = torch.from_numpy(b[rank * n_per:(rank + 1) * n_per])
+    lin = torch.nn.Linear(A.shape[1], 1, bias=bias)
+    for p in lin.parameters():
+        torch.nn.init.zeros_(p)
+    ddp = DDP(lin)
+    state = pqt.register(ddp, pqt.HookState(method, key=11, lr=lr, per_tensor=per_tensor))
+    opt = torch.optim.SGD(ddp.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        (0.5 * ((ddp(Ai).squeeze(1) - bi) ** 2).mean()).backward()
+        opt.step()
+    return lin, state
+
+
+def scenario_parity(rank, world, steps=8):
+    """Least squares as a bias-free Linear layer: the simulator's iterates and bits."""
     out = {}
     for name, (method, lr) in parity_methods().items():
-        lin = torch.nn.Linear(A.shape[1], 1, bias=False)
-        torch.nn.init.zeros_(lin.weight)
-        ddp = DDP(lin)
-        state = pqt.register(ddp, pqt.HookState(method, key=11, lr=lr))
-        opt = torch.optim.SGD(ddp.parameters(), lr=lr)
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = 0.5 * ((ddp(Ai).squeeze(1) - bi) ** 2).mean()
-            loss.backward()
-            opt.step()
+        lin, state = fit_lsq(rank, world, method, lr, steps)
         out[name] = {"x": lin.weight.detach().double().numpy().ravel(), "bits_sent": state.bits_sent,
                      "bits_received": state.bits_received, "bits_down": state.bits_down}
     return out
@@ -261,6 +281,19 @@ class FakeBucket:
         return self._t
 
 
+class FakeBucketWithParams(FakeBucket):
+    """A FakeBucket that also lists its parameters (shapes and data pointers), as GradBucket does."""
+
+    def __init__(self, tensor, shapes, index=0):
+        super().__init__(tensor, index)
+        import torch
+
+        self._params = [torch.empty(s) for s in shapes]
+
+    def parameters(self):
+        return self._params
+
+
 def _catch(fn):
     try:
         fn()
@@ -310,6 +343,129 @@ def scenario_errors(rank, world):
     # The group still works afterwards (no rank left inside a collective).
     out["after"] = pqt.comm_hook(pqt.HookState(method, lr=1.0), FakeBucket(torch.full((3,), float(rank)))).wait()
     return out
+
+
+def scenario_float64(rank, world):
+    """A float64 bucket stays float64; its values cross the wire as float32, said once by a warning."""
+    import warnings
+
+    import torch
+
+    import pyqsgd as pq
+    import pyqsgd.torch as pqt
+
+    out = {}
+    g = torch.tensor([1 / 3, 1e-9, 1 + 2**-40], dtype=torch.float64) * (rank + 1)
+    state = pqt.HookState(pq.methods.DCGD(pq.Identity()), lr=1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = [pqt.comm_hook(state, FakeBucket(g.clone())).wait() for _ in range(2)]
+    out["dtype"] = str(res[0].dtype)
+    out["values"] = res[1].numpy()
+    out["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    # Real DDP training of a float64 model: parameters stay float64, bits as for float32.
+    X, y = toy_data(rank)
+    model = mlp(1).double()
+    state = pqt.HookState(pq.methods.EF(pq.TopK(k=20)), key=3, lr=0.5)
+    before = global_loss(model, X.double(), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ddp, _ = train(model, state, X.double(), y, steps=10, lr=0.5)
+    out["ddp"] = {"dtypes": sorted({str(p.dtype) for p in ddp.parameters()}), "before": before,
+                  "after": global_loss(ddp.module, X.double(), y), "bits_sent": state.bits_sent}
+    return out
+
+
+def _observer(seen):
+    def observer(index, t, statuses, payloads):
+        seen.append((index, t, list(statuses), list(payloads)))
+
+    return observer
+
+
+PER_TENSOR_SHAPES = [(3, 4), (4,), (2,)]
+
+
+def per_tensor_methods():
+    import pyqsgd as pq
+
+    return {"dcgd_topk": pq.methods.DCGD(pq.TopK(k=2)), "dcgd_qsgd": pq.methods.DCGD(pq.QSGD(levels=4)),
+            "ef_signgd": pq.methods.EFSignSGD(), "diana_induced": pq.methods.DIANA(pq.induced(pq.TopK(k=1),
+                                                                                         pq.RandK(k=1)))}
+
+
+def per_tensor_vector(rank, d=18):
+    return np.random.default_rng(40 + rank).standard_normal(d)
+
+
+def scenario_per_tensor(rank, world):
+    """per_tensor=True: (a) a bucket of known parameters and gradient, every payload recorded;
+    (b) real DDP training of the MLP with per-tensor EF + TopK."""
+    import torch
+
+    import pyqsgd as pq
+    import pyqsgd.torch as pqt
+
+    out = {}
+    g = torch.from_numpy(per_tensor_vector(rank)).float()
+    for name, method in per_tensor_methods().items():
+        seen = []
+        state = pqt.HookState(method, key=9, lr=1.0, per_tensor=True, observer=_observer(seen))
+        step = pqt.comm_hook(state, FakeBucketWithParams(g.clone(), PER_TENSOR_SHAPES)).wait()
+        out[name] = {"payloads": seen[0][3], "bits_sent": state.bits_sent, "bits_received": state.bits_received,
+                     "blocks": state.buckets[0].blocks, "step": step.double().numpy()}
+    X, y = toy_data(rank)
+    state = pqt.HookState(pq.methods.EF(pq.TopK(k=3)), key=3, lr=0.5, per_tensor=True)
+    model = mlp(1)
+    before = global_loss(model, X, y)
+    ddp, _ = train(model, state, X, y, steps=25, lr=0.5)
+    out["ddp"] = {"before": before, "after": global_loss(ddp.module, X, y), "bits_sent": state.bits_sent,
+                  "bits_received": state.bits_received, "blocks": state.buckets[0].blocks,
+                  "sizes": sorted(p.numel() for p in model.parameters()), "iteration": state.iteration}
+    return out
+
+
+def per_tensor_parity_methods():
+    import pyqsgd as pq
+
+    return {"ef21_topk": (pq.methods.EF21(pq.TopK(k=1)), 0.1), "dcgd_qsgd": (pq.methods.DCGD(pq.QSGD(levels=4)), 0.1),
+            "ef_randk": (pq.methods.EF(pq.RandK(k=1)), 0.1)}
+
+
+def scenario_per_tensor_parity(rank, world, steps=8):
+    """Least squares with an intercept as Linear(10, 1): two parameter tensors, one per block."""
+    out = {}
+    for name, (method, lr) in per_tensor_parity_methods().items():
+        lin, state = fit_lsq(rank, world, method, lr, steps, bias=True, per_tensor=True)
+        by_ptr = {lin.weight.data_ptr(): "weight", lin.bias.data_ptr(): "bias"}
+        order = [by_ptr[p] for p in state._buckets[0].ptrs]  # the bucket's canonical tensor order
+        x = {"weight": lin.weight.detach().double().numpy().ravel(), "bias": lin.bias.detach().double().numpy()}
+        out[name] = {"order": order, "x": np.concatenate([x[n] for n in order]), "bits_sent": state.bits_sent,
+                     "bits_received": state.bits_received, "blocks": state.buckets[0].blocks}
+    return out
+
+
+def scenario_cuda(rank, world):
+    """CUDA buckets (gloo: exchange on the host; NCCL: on the device): DDP's all-reduce vs the
+    hook with Identity, and EF + TopK bits."""
+    import torch
+
+    import pyqsgd as pq
+    import pyqsgd.torch as pqt
+
+    dev = torch.device("cuda", rank % torch.cuda.device_count())
+    torch.cuda.set_device(dev)
+    X, y = (t.to(dev) for t in toy_data(rank))
+    ref, _ = train(mlp(0).to(dev), None, X, y, steps=6, lr=0.3, hook=False)
+    state = pqt.HookState(pq.methods.DCGD(pq.Identity()), key=0, lr=0.3)
+    got, _ = train(mlp(0).to(dev), state, X, y, steps=6, lr=0.3)
+    ef = pqt.HookState(pq.methods.EF(pq.TopK(k=20)), key=3, lr=0.5)
+    ef_model, _ = train(mlp(1).to(dev), ef, X, y, steps=10, lr=0.5)
+    half = FakeBucket(torch.arange(6, device=dev, dtype=torch.float16) * (rank + 1))
+    h = pqt.comm_hook(pqt.HookState(pq.methods.DCGD(pq.Identity()), lr=1.0), half).wait()
+    return {"ref": flat(ref.module), "got": flat(got.module), "devices": sorted({str(p.device.type) for p in
+                                                                                   got.parameters()}),
+            "ef_bits": ef.bits_sent, "half": (str(h.dtype), h.device.type, h.float().cpu().numpy())}
 
 
 def rank_main(scenario, outdir):

@@ -18,7 +18,8 @@ _VARIANTS = ("R", "A")
 
 
 class DAGC(Method):
-    """Data-aware per-worker compression: workers with more data compress less.
+    """Data-aware per-worker compression: workers with more data compress less (DAGC-R and
+    DAGC-A of Lu et al., IEEE TMC 2024, arXiv:2311.07324).
 
     The compressors are chosen from the data volumes n_i when a run starts
     (:meth:`compressors_for` receives the partition's shard sizes):

@@ -9,7 +9,8 @@ __all__ = ["DCGD", "EF", "EF21", "DIANA"]
 
 
 class DCGD(Method):
-    """Distributed compressed gradient descent: worker sends C(g_i); server
+    """Distributed compressed gradient descent (Khirirat et al. 2018, arXiv:1806.06573; arbitrary
+    sampling as in Horváth & Richtárik, ICLR 2021, arXiv:2006.11077): worker sends C(g_i); server
     x <- x - lr sum_{i in S} (w_i/p_i) C(g_i). Converges with unbiased C (to a neighbourhood
     with stochastic gradients); with Identity, Mean, full batches and equal shards it is exactly
     gradient descent.

@@ -21,6 +21,9 @@ class _FixedCompressor:
 class EFSignSGD(_FixedCompressor, EF):
     """EF-SignGD: error feedback (§3) with C = ScaledSign = (||p||_1/d) sign(p).
 
+    The sign method with error feedback of Tsinghua Science and Technology 27(1):174–185, 2022
+    (error feedback for sign compression: Karimireddy et al., ICML 2019).
+
     p = lr g_i + e_i, Delta_i = ScaledSign(p), e_i <- p - Delta_i; x <- x - sum w_i Delta_i.
     Uplink d + 32 bits per worker per round. State: ``error``.
 
@@ -35,6 +38,9 @@ class EFSignSGD(_FixedCompressor, EF):
 
 class LESignSGD(_FixedCompressor, Method):
     """LE-SignGD: sign compression + error feedback + lazy (LAG-WK-style) aggregation.
+
+    After Tsinghua Science and Technology 27(1):174–185, 2022 (ALGORITHMS.md §4.1: specified from
+    the paper's stated ingredients); the lazy rule is LAG-WK (Chen et al., NeurIPS 2018).
 
     Server and worker keep the worker's last-known gradient estimate gh_i; x <- x - lr sum w_i gh_i.
     Worker i **skips** (1 flag bit; gh_i, e_i unchanged; the server reuses gh_i) iff t >= D, its

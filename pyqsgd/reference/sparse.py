@@ -18,7 +18,7 @@ def kept(d, k=None, ratio=None, rounding="round"):
 
 
 def topk_indices(x, k):
-    """Sorted indices of the k largest |x_j|; ties toward the smaller index."""
+    """Sorted indices of the k largest ``|x_j|``; ties toward the smaller index."""
     mag = np.abs(x.astype(np.float32))
     order = np.lexsort((np.arange(x.size), -mag.astype(np.float64)))  # by -|x|, then index
     return np.sort(order[:k])

@@ -21,11 +21,11 @@ def worst_case_vectors(d, seed=0):
     """Named float32 vectors of length d, each a known worst or hard case.
 
     * ``mixed``: random signs, magnitudes in [0.3, 1] (no coordinate negligible);
-    * ``equal``: all |x_j| equal: TopK attains B(k/d), induced(TopK, RandK) its omega, and
+    * ``equal``: all ``|x_j|`` equal: TopK attains B(k/d), induced(TopK, RandK) its omega, and
       ScaledSign is exact;
     * ``one_hot``: one nonzero coordinate (norm-based quantizers at their most extreme);
     * ``terngrad``: (1, t, ..., t) with t = 1/(sqrt(d) + 1): TernGrad attains (sqrt(d) - 1)/2;
-    * ``natural``: |x_j| = (4/3) 2^a: natural compression attains 1/8;
+    * ``natural``: ``|x_j|`` = (4/3) 2^a: natural compression attains 1/8;
     * ``heavy_tailed``: Student-t with 2 degrees of freedom (a few huge coordinates);
     * ``half_zero``: half the coordinates exactly zero;
     * ``tiny``: ``mixed`` scaled by 1e-30 (scale invariance far from 1).

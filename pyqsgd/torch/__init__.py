@@ -16,11 +16,16 @@ Every rank runs its worker step on the bucket, the encoded messages go over ``al
 apply the same update. The hook returns ``step / lr``, so the optimizer's ``p -= lr * grad``
 applies exactly the method's step (see ``comm_hook``).
 
-Data path: a float32 CPU bucket becomes the float64 vector the native method works on in one
-conversion (``buffer.to(torch.float64).numpy()``; a float64 CPU bucket is a zero-copy view;
-float16/bfloat16 buckets are widened the same way), and the float64 step is written back into
-the bucket with one ``copy_`` (rounding to its dtype). Messages carry float32 values, as in
-the simulator. No Python code touches individual elements. After DDP's one-time bucket
+Data path: a bucket becomes the float64 host vector the native method works on in one
+conversion (``buffer.to("cpu", torch.float64).numpy()``, fused with the device move for a
+CUDA bucket; a float64 CPU bucket is a zero-copy view; float16/bfloat16 buckets are widened,
+exactly), and the float64 step is written back into the bucket with one ``copy_`` to its
+device and dtype: a bucket never changes dtype. Messages carry float32 values, as in the
+simulator, so a float64 bucket's exchanged values have float32 precision (a ``UserWarning``
+says so once per state). With NCCL (CUDA buckets) the encoded bytes are moved to the bucket's
+device for the all_gather, as NCCL needs; with gloo they stay on the host, CUDA buckets
+included. ``per_tensor=True`` compresses each parameter tensor of a bucket separately
+(``pq.blockwise``). No Python code touches individual elements. After DDP's one-time bucket
 rebuild, a bucket whose parameters were reordered costs one extra gather/scatter (NumPy
 fancy indexing) to keep the method's coordinate order fixed.
 

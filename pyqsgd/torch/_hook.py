@@ -1,35 +1,18 @@
 """The DDP communication hook: worker step -> all-gather of encoded messages -> replicated
 server step -> ``step / lr`` as the bucket's gradient."""
+import warnings
+
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from .._core import Message
+from ._device import FLOAT64_NOTE, check_dtype, comm_device, completed, to_host, write_back
 from ._state import _STEP_HISTORY, HookState
 
 __all__ = ["comm_hook", "register"]
 
-# Bucket dtypes the hook accepts. The method runs in float64 and messages carry float32 values
-# (the compressors' wire format), so half-precision buckets are widened on the way in and the
-# result is rounded back to the bucket's dtype on the way out; no precision is lost in between.
-_SUPPORTED = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _SENT, _SKIPPED, _FAILED = 1, 2, -1
-
-
-def _check_dtype(dtype):
-    if dtype not in _SUPPORTED:
-        raise TypeError(f"pyqsgd.torch: gradient buckets of dtype {dtype} are not supported; pyqsgd methods work "
-                        "on real floating-point gradients (float32, float64, and float16/bfloat16, which are "
-                        "widened to float64 and rounded back)")
-
-
-def _as_float64(buf):
-    """The bucket as a float64 NumPy array: a zero-copy view for a float64 CPU bucket, otherwise
-    one conversion (float32 -> float64, fused with the device move for GPU buckets)."""
-    t = buf.detach()
-    if t.device.type != "cpu" or t.dtype != torch.float64:
-        t = t.to(device="cpu", dtype=torch.float64)
-    return t.numpy()
 
 
 def _layout(bucket):
@@ -42,8 +25,9 @@ def _layout(bucket):
 
 
 def _exchange(group, world, status, payload, device):
-    """All-gathers every rank's (status, message bytes). Lengths go first, then payloads padded to
-    the longest one; each is trimmed back to its length."""
+    """All-gathers every rank's (status, message bytes) on ``device`` (see ``comm_device``).
+    Lengths go first, then payloads padded to the longest one (all_gather needs equal sizes on
+    every backend); each is trimmed back to its length on the host."""
     header = torch.tensor([status, len(payload)], dtype=torch.int64, device=device)
     headers = [torch.empty(2, dtype=torch.int64, device=device) for _ in range(world)]
     dist.all_gather(headers, header, group=group)
@@ -65,15 +49,18 @@ def comm_hook(state: HookState, bucket) -> torch.futures.Future[torch.Tensor]:
 
     Register with ``ddp_model.register_comm_hook(state, comm_hook)``. Per bucket and step:
 
-    1. the bucket (this rank's local gradient g_i) becomes a float64 NumPy array (one
-       conversion from float32; a view for float64 CPU buckets), and this rank runs the method's
-       worker step on it with key ``Key(seed, round=t, worker=rank)``: a ``Message`` or a skip;
+    1. the bucket (this rank's local gradient g_i) becomes a float64 NumPy array on the host
+       (one conversion, with the device move for CUDA buckets; a view for float64 CPU buckets),
+       and this rank runs the method's worker step on it with key
+       ``Key(seed, round=t, worker=rank)``: a ``Message`` or a skip;
     2. every rank's encoded message (``msg.to_bytes()``) goes over ``all_gather`` (lengths
-       first, then the payloads padded to the longest);
+       first, then the payloads padded to the longest), as uint8 tensors on the bucket's CUDA
+       device with NCCL, on the host with gloo;
     3. every rank decodes all messages and runs the same server step (aggregation, votes, EF21
        or DIANA server state), so the ranks stay identical without a broadcast;
-    4. the bucket is overwritten with ``step / lr`` and returned in a completed Future: the
-       optimizer's ``p -= lr * grad`` then applies x <- x - step, the method's update. The
+    4. the bucket is overwritten in place with ``step / lr`` (on its device, in its dtype) and
+       returned in a completed Future: the optimizer's ``p -= lr * grad`` then applies
+       x <- x - step, the method's update. The
        aggregation (e.g. the 1/world_size of ``Mean``) is part of the step: do not divide again.
 
     The hook is synchronous (the exchange finishes before it returns): simple and
@@ -83,7 +70,8 @@ def comm_hook(state: HookState, bucket) -> torch.futures.Future[torch.Tensor]:
     method's iteration; server momentum belongs in the method (``server_momentum=``).
 
     Errors: a wrong state type raises TypeError; an unsupported bucket dtype TypeError; a world
-    size different from ``state.world_size`` ValueError -- all before any communication, so
+    size different from ``state.world_size`` ValueError, a CPU bucket on NCCL ValueError --
+    all before any communication, so
     no rank waits for another. A failure inside this rank's worker step (e.g. a non-finite
     gradient) is announced to the other ranks in the length exchange and raised on every rank.
     """
@@ -92,10 +80,14 @@ def comm_hook(state: HookState, bucket) -> torch.futures.Future[torch.Tensor]:
                         f"{type(state).__name__}; register with ddp.register_comm_hook(HookState(method, lr=...), "
                         "comm_hook)")
     buf = bucket.buffer()
-    _check_dtype(buf.dtype)
+    check_dtype(buf.dtype)
     group = state.process_group
     world, rank = dist.get_world_size(group), dist.get_rank(group)
     state._check_world(world)
+    device = comm_device(dist.get_backend(group), buf.device)  # before any collective: errors on every rank
+    if buf.dtype == torch.float64 and not state._warned_float64:
+        state._warned_float64 = True
+        warnings.warn(FLOAT64_NOTE, UserWarning, stacklevel=2)
     index = int(bucket.index())
     shapes, ptrs = _layout(bucket)
     b, perm = state._bucket(index, int(buf.numel()), shapes, ptrs)
@@ -103,7 +95,7 @@ def comm_hook(state: HookState, bucket) -> torch.futures.Future[torch.Tensor]:
 
     status, payload, error, msg = _FAILED, b"", None, None
     try:
-        v = _as_float64(buf)
+        v = to_host(buf)
         if perm is not None:  # DDP reordered the bucket: back to the method's canonical order
             v = v[perm]
         if not np.isfinite(v).all():
@@ -112,7 +104,6 @@ def comm_hook(state: HookState, bucket) -> torch.futures.Future[torch.Tensor]:
         payload = msg.to_bytes() if status == _SENT else b""
     except Exception as e:  # reported to every rank below, so none is left waiting
         status, error = _FAILED, e
-    device = buf.device if dist.get_backend(group) == "nccl" else torch.device("cpu")
     statuses, payloads = _exchange(group, world, status, payload, device)
     if error is not None:
         raise error
@@ -151,7 +142,8 @@ def comm_hook(state: HookState, bucket) -> torch.futures.Future[torch.Tensor]:
         b.velocity *= beta
         b.velocity += step
         step[:] = b.velocity
-    b.step_sq.append(float(step @ step))
+    # einsum, not BLAS (step @ step): a multi-threaded BLAS dot spins on cores the ranks share
+    b.step_sq.append(float(np.einsum("i,i->", step, step)))
     del b.step_sq[:-_STEP_HISTORY]
     b.t += 1
     if getattr(bucket, "is_last", lambda: False)():
@@ -162,10 +154,7 @@ def comm_hook(state: HookState, bucket) -> torch.futures.Future[torch.Tensor]:
         out = np.empty_like(step)
         out[perm] = step
         step = out
-    buf.copy_(torch.from_numpy(step))  # one conversion back to the bucket's dtype and device
-    fut = torch.futures.Future(devices=[buf.device]) if buf.device.type == "cuda" else torch.futures.Future()
-    fut.set_result(buf)
-    return fut
+    return completed(write_back(buf, step))  # one conversion back to the bucket's dtype and device
 
 
 def register(ddp_model, state: HookState):
@@ -184,6 +173,6 @@ def register(ddp_model, state: HookState):
     state._check_world(dist.get_world_size(pg))
     for p in ddp_model.parameters():
         if p.requires_grad:
-            _check_dtype(p.dtype)
+            check_dtype(p.dtype)
     ddp_model.register_comm_hook(state, comm_hook)
     return state

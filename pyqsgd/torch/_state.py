@@ -12,6 +12,7 @@ from .. import _core
 from .._validate import as_key, check_float
 from ..methods.base import Method
 from ..methods.gradient import EF21
+from ._split import check_splittable, split
 
 __all__ = ["HookState", "BucketStats"]
 
@@ -35,6 +36,7 @@ class BucketStats:
     bits_received: int
     bits_down: int
     reinits: int
+    blocks: tuple = None  # per_tensor=True: the parameter sizes compressed separately, in order
 
 
 class _Bucket:
@@ -92,6 +94,13 @@ class HookState:
         ``observer(bucket_index, t, statuses, payloads)`` after each exchange: ``statuses`` per
         rank (1 sent, 2 skipped), ``payloads`` the encoded message bytes each rank sent (b"" when
         skipped). For tests and logging; must not raise.
+    per_tensor : bool, default False
+        Compress each parameter tensor of a bucket separately (layer-wise compression: TopK keeps
+        k per tensor, QSGD one norm per tensor): the bucket's method runs with
+        ``pq.blockwise(compressor, sizes)``, ``sizes`` the numel of ``bucket.parameters()`` in
+        the bucket's canonical order (``BucketStats.blocks``). Messages and bits are those of the
+        simulator running ``pq.blockwise(compressor, sizes)``. Methods that cannot be split
+        (signSGD-MV/FV, LE-SignGD, DAGC) raise ``ValueError`` here.
 
     Attributes
     ----------
@@ -131,7 +140,7 @@ class HookState:
     """
 
     def __init__(self, method, key=0, process_group=None, lr=None, *, world_size=None, shard_sizes=None,
-                 batch_sizes=None, observer=None):
+                 batch_sizes=None, observer=None, per_tensor=False):
         if not isinstance(method, Method):
             hint = " (wrap a compressor in a method, e.g. pq.methods.DCGD(c))" if hasattr(method, "compress") else ""
             raise TypeError(f"HookState: method must be a pyqsgd method such as pq.methods.EF21(pq.TopK(k=...)), "
@@ -139,6 +148,11 @@ class HookState:
         if method.downlink is not None:
             raise ValueError("HookState: downlink compression is not supported in DDP: every rank runs the server "
                              "step itself, so there is no broadcast to compress; use downlink=None")
+        if not isinstance(per_tensor, bool):
+            raise TypeError(f"HookState: per_tensor must be a bool, got {per_tensor!r}")
+        if per_tensor:
+            check_splittable(method)
+        self.per_tensor = per_tensor
         if lr is None:
             lr = 1.0
         self.method = method
@@ -166,6 +180,7 @@ class HookState:
         self.iteration = 0
         self._buckets = {}
         self._pending = {}
+        self._warned_float64 = False  # the float64-bucket note (see _device) is given once per state
 
     # ---- parameters -------------------------------------------------------------------------
     @property
@@ -178,11 +193,13 @@ class HookState:
 
     @property
     def buckets(self):
-        return {i: BucketStats(i, b.d, b.t, b.bits_sent, b.bits_received, b.bits_down, b.reinits)
+        return {i: BucketStats(i, b.d, b.t, b.bits_sent, b.bits_received, b.bits_down, b.reinits,
+                               tuple(_sizes(b.shapes)) if self.per_tensor else None)
                 for i, b in sorted(self._buckets.items())}
 
     def __repr__(self):
-        return (f"HookState({self.method!r}, key={self.key}, lr={self.lr}, world_size={self.world_size}, "
+        per = ", per_tensor=True" if self.per_tensor else ""
+        return (f"HookState({self.method!r}, key={self.key}, lr={self.lr}, world_size={self.world_size}{per}, "
                 f"bits_sent={self.bits_sent}, bits_received={self.bits_received})")
 
     # ---- used by the hook -------------------------------------------------------------------
@@ -199,13 +216,25 @@ class HookState:
     def _seed(self, index):
         return (self.key + index * _GOLDEN) % 2**64
 
-    def _new_runner(self, index, d):
+    def _new_runner(self, index, d, shapes):
+        if not self.per_tensor:
+            return self._build_runner(self.method, index, d)
+        if shapes is None:
+            raise ValueError("pyqsgd.torch: per_tensor=True needs the bucket's parameters (bucket.parameters()), "
+                             "which this bucket does not provide")
+        try:  # every rank has the same buckets, so every rank raises here, before any collective
+            return self._build_runner(split(self.method, _sizes(shapes)), index, d)
+        except ValueError as e:
+            raise ValueError(f"pyqsgd.torch: per_tensor=True: bucket {index} holds tensors of sizes {_sizes(shapes)}, "
+                             f"and {self.method!r} cannot compress each of them: {e}") from e
+
+    def _build_runner(self, method, index, d):
         m = self.world_size
         sizes = np.asarray(self.shard_sizes if self.shard_sizes is not None else [1] * m, dtype=np.float64)
-        weights = [float(w) for w in self.method.worker_weights(sizes)]
+        weights = [float(w) for w in method.worker_weights(sizes)]
         batch = [float(b) for b in (self.batch_sizes if self.batch_sizes is not None else sizes)]
         # DAGC-style methods choose per-rank compressors from the data volumes.
-        native = self.method.build(d, m, sizes=None if self.shard_sizes is None else sizes)
+        native = method.build(d, m, sizes=None if self.shard_sizes is None else sizes)
         return _core.MethodRunner(native, m, d, weights, [1.0] * m, batch, self._seed(index))
 
     def _set_runner_state(self, runner, arrays, t):
@@ -231,7 +260,7 @@ class HookState:
                 b.cur_ptrs = ptrs
                 b.perm = None if ptrs == b.ptrs else _permutation(ptrs, _sizes(shapes), b.ptrs)
                 return b, b.perm
-        nb = _Bucket(index, d, shapes, ptrs, self._new_runner(index, d))
+        nb = _Bucket(index, d, shapes, ptrs, self._new_runner(index, d, shapes))
         if b is not None:
             nb.bits_sent, nb.bits_received, nb.bits_down = b.bits_sent, b.bits_received, b.bits_down
             nb.reinits = b.reinits + 1
@@ -254,6 +283,8 @@ class HookState:
             by_shape = dict(zip(shapes, ptrs))
             nb.shapes, nb.ptrs = saved_shapes, [by_shape[s] for s in saved_shapes]
             nb.perm = _permutation(ptrs, _sizes(shapes), nb.ptrs)
+            if self.per_tensor:  # the blocks follow the saved canonical order
+                nb.runner = self._new_runner(nb.index, nb.d, nb.shapes)
         nb.t = int(saved["t"])
         self._set_runner_state(nb.runner, {k: v.detach().cpu().double().numpy() for k, v in saved["state"].items()},
                                nb.t)
@@ -280,8 +311,8 @@ class HookState:
         for i, saved in self._pending.items():  # loaded but not yet used: keep it
             buckets.setdefault(int(i), saved)
         rank = dist.get_rank(self.process_group) if dist.is_available() and dist.is_initialized() else None
-        return {"format": _FORMAT, "method": repr(self.method), "key": self.key, "lr": self.lr,
-                "world_size": self.world_size, "rank": rank, "iteration": self.iteration,
+        return {"format": _FORMAT, "method": repr(self.method), "per_tensor": self.per_tensor, "key": self.key,
+                "lr": self.lr, "world_size": self.world_size, "rank": rank, "iteration": self.iteration,
                 "bits_sent": self.bits_sent, "bits_received": self.bits_received, "bits_down": self.bits_down,
                 "buckets": buckets}
 
@@ -296,6 +327,9 @@ class HookState:
         if sd["method"] != repr(self.method):
             raise ValueError(f"HookState.load_state_dict: checkpoint is for {sd['method']}, this state runs "
                              f"{self.method!r}")
+        if bool(sd.get("per_tensor", False)) != self.per_tensor:
+            raise ValueError(f"HookState.load_state_dict: checkpoint has per_tensor={bool(sd.get('per_tensor'))}, "
+                             f"this state per_tensor={self.per_tensor}; the method state is laid out per block")
         if self.world_size is not None and sd["world_size"] is not None and sd["world_size"] != self.world_size:
             raise ValueError(f"HookState.load_state_dict: checkpoint is for world size {sd['world_size']}, this "
                              f"state is for {self.world_size}")

@@ -216,7 +216,7 @@ class HookState:
     def _seed(self, index):
         return (self.key + index * _GOLDEN) % 2**64
 
-    def _new_runner(self, index, d, shapes):
+    def _new_runner(self, index, d, shapes=None):
         if not self.per_tensor:
             return self._build_runner(self.method, index, d)
         if shapes is None:

@@ -28,9 +28,13 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+try:
+    import torch
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+except ImportError:  # `pyqsgd bench` runs every script: without torch this one has nothing to measure
+    print("ddp_hook: skipped, PyTorch is not installed (pip install 'pyqsgd[torch]')")
+    sys.exit(0)
 
 HOOKS = ["allreduce", "fp16", "powersgd", "ef-topk", "ef-signgd", "qsgd", "diana-induced"]
 WARMUP = 5  # PowerSGD starts after 2 iterations; DDP rebuilds buckets after the first

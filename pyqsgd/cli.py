@@ -38,24 +38,34 @@ def _sweep(args):
         cfg["out"] = Path(args.out)
     if args.n_jobs is not None:
         cfg["n_jobs"] = args.n_jobs
+    backend, address = ("dask", args.dask) if args.dask else ("ray", args.ray) if args.ray else (None, None)
+    if backend and args.n_jobs is not None:
+        print(f"pyqsgd sweep: error: --n-jobs sets local worker processes; with --{backend} the cluster's "
+              "workers run the sweep (omit --n-jobs)", file=sys.stderr)
+        return 2
+    where = f"on {backend} at {address}" if backend else f"{cfg['n_jobs']} job(s)"
     n_points = 1
     for values in cfg["grid"].values():
         n_points *= len(values)
-    print(f"sweep {args.config}: {n_points} grid point(s) x {len(cfg['seeds'])} seed(s) -> {cfg['out']} "
-          f"({cfg['n_jobs']} job(s))")
+    print(f"sweep {args.config}: {n_points} grid point(s) x {len(cfg['seeds'])} seed(s) -> {cfg['out']} ({where})")
     if args.dry_run:
         print("configuration OK (dry run: nothing was run)")
         return 0
     t0 = time.perf_counter()
-    df = sweep(cfg["run"], grid=cfg["grid"], seeds=cfg["seeds"], out=cfg["out"], n_jobs=cfg["n_jobs"],
-               progress=not args.quiet)
+    try:
+        df = sweep(cfg["run"], grid=cfg["grid"], seeds=cfg["seeds"], out=cfg["out"],
+                   n_jobs=None if backend else cfg["n_jobs"], backend=backend, address=address,
+                   progress=not args.quiet)
+    except (ConnectionError, ImportError) as e:
+        print(f"pyqsgd sweep: error: {e}", file=sys.stderr)
+        return 2
     _summary(df, list(cfg["grid"]), time.perf_counter() - t0)
     if args.plot:
         from . import plot
 
         plot.convergence(df, x=args.x, y="loss", save=args.plot)
         print(f"wrote {args.plot}")
-    failed = df.loc[df["status"] == "error", "run_id"].nunique() if len(df) else 0
+    failed = df.loc[df["status"].isin(["error", "failed"]), "run_id"].nunique() if len(df) else 0
     if failed:
         print(f"{failed} run(s) failed; see the 'status' and 'error' columns of {cfg['out']}", file=sys.stderr)
         return 1
@@ -72,7 +82,7 @@ def _summary(df, grid_keys, seconds):
     cols = [c for c in grid_keys if c in last.columns] or [c for c in ("method",) if c in last.columns]
     metrics = [c for c in ("loss", "grad_norm_sq", "bits_up", "uploads") if c in last.columns]
     table = last.groupby(cols or ["status"], sort=False, dropna=False).agg(
-        runs=("run_id", "nunique"), **{m: (m, "mean") for m in metrics}, failed=("status", lambda s: int((s == "error").sum())))
+        runs=("run_id", "nunique"), **{m: (m, "mean") for m in metrics}, failed=("status", lambda s: int(s.isin(["error", "failed"]).sum())))
     with pd.option_context("display.width", 140, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table)
     print(f"[{seconds:.1f} s]")
@@ -164,6 +174,10 @@ def build_parser():
     sw.add_argument("config", help="the TOML config file")
     sw.add_argument("--out", help="override the config's out (.parquet, .csv or folder)")
     sw.add_argument("--n-jobs", type=int, help="override the config's n_jobs")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://HOST:PORT)")
+    where.add_argument("--ray", metavar="ADDRESS", help="run on the Ray cluster at ADDRESS (auto, HOST:PORT or "
+                                                        "ray://HOST:PORT)")
     sw.add_argument("--dry-run", action="store_true", help="check the config (and every grid point), run nothing")
     sw.add_argument("--plot", metavar="FILE", help="also write a convergence plot (PNG/PDF)")
     sw.add_argument("--x", default="bits_up", help="x axis of --plot (round, bits, bits_up, uploads)")

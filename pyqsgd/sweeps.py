@@ -1,10 +1,12 @@
-"""Resumable parameter sweeps: a grid of nested parameters x seeds, run in worker processes, with
-every finished run written atomically so an interrupted sweep restarts where it stopped.
+"""Resumable parameter sweeps: a grid of nested parameters x seeds, run in this process, in local
+worker processes or on a cluster (Dask, Ray, any ``concurrent.futures.Executor``), with every
+finished run written atomically by the driver so an interrupted sweep restarts where it stopped.
 
-Storage: ``out="results.parquet"`` (or ``.csv``) keeps one part file per finished run under
-``results.parquet.parts/``; when the sweep ends they are combined into ``results.parquet`` and
-the part folder is removed. ``out`` without a suffix is a folder of part files only.
-:func:`load_sweep` reads either form (and a half-combined mix after a crash).
+Storage (:mod:`pyqsgd.sweep_store`): ``out="results.parquet"`` (or ``.csv``) keeps one
+checksummed part file per finished run under ``results.parquet.parts/``; when the sweep ends they
+are combined into ``results.parquet`` and the part folder is removed. ``out`` without a suffix is
+a folder of part files only. :func:`load_sweep` reads either form (and a half-combined mix after a
+crash). Execution: :mod:`pyqsgd.sweep_executors`.
 """
 from __future__ import annotations
 
@@ -14,16 +16,14 @@ import json
 import numbers
 import os
 import re
-import shutil
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from pathlib import Path
 
-import multiprocessing as mp
-
+from . import sweep_executors
 from .experiment import Spec, column_value
 from .problems import DATASET_COLUMNS
+# _layout and load_sweep: also importable from here, as before storage had its own module.
+from .sweep_store import PartStore, _kind, _layout, _uniform, load_sweep  # noqa: F401
 
 __all__ = ["sweep", "load_sweep", "run_id", "expand_grid"]
 
@@ -100,113 +100,7 @@ def _seeds(seeds):
     return [int(s) for s in out]
 
 
-# ---- storage ---------------------------------------------------------------------------------
-
-def _layout(out):
-    """(combined file or None, parts folder, part suffix)."""
-    out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix in (".parquet", ".csv"):
-        return out, out.with_name(out.name + ".parts"), suffix
-    if suffix:
-        raise ValueError(f"sweep: out must end in .parquet or .csv (or be a folder), got '{out}'")
-    return None, out, ".parquet"
-
-
-def _write(df, path):
-    """Writes atomically: a temporary file in the same folder, then os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    if path.suffix == ".csv":
-        df.to_csv(tmp, index=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-# Read as text from CSV: type inference would turn an all-digit run id (or dataset hash) into an
-# int (or one like "123e45..." into a float), and the finished run would no longer be recognised.
-_TEXT_COLUMNS = {"run_id": str, "status": str, "error": str, "dataset": str, "dataset_hash": str}
-
-
-def _read(path):
-    import pandas as pd
-
-    if Path(path).suffix == ".csv":
-        return pd.read_csv(path, dtype=_TEXT_COLUMNS)
-    return pd.read_parquet(path)
-
-
-def _kind(value):
-    import numpy as np
-
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, numbers.Number):
-        return "number"
-    return "str" if isinstance(value, str) else type(value).__name__
-
-
-def _uniform(df):
-    """Turns object columns that mix kinds of values (e.g. 32 and the JSON text "[8, 16]" from a
-    grid ``[32, [8, 16]]``) into text, so Parquet can store them; missing values stay missing."""
-    for col in df.columns:
-        s = df[col]
-        if s.dtype != object:
-            continue
-        present = s.notna()
-        if len({_kind(v) for v in s[present]}) > 1:
-            df[col] = s.where(~present, s[present].map(str)).astype(object)
-    return df
-
-
-def load_sweep(out):
-    """The results stored at ``out`` (combined file and/or part files) as one DataFrame; when a run
-    appears in both, the newer part file wins. Empty DataFrame if nothing is there yet."""
-    import pandas as pd
-
-    combined, parts, suffix = _layout(out)
-    frames = []
-    if combined is not None and combined.is_file():
-        frames.append(_read(combined))
-    if parts.is_dir():
-        files = sorted((p for p in parts.iterdir() if p.suffix == suffix and not p.name.startswith(".")),
-                       key=lambda p: p.stat().st_mtime_ns)
-        frames.extend(_read(p) for p in files)
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame()
-    for i, f in enumerate(frames):
-        f["_source"] = i
-    df = _uniform(pd.concat(frames, ignore_index=True))
-    newest = df.groupby("run_id")["_source"].transform("max")
-    return df[df["_source"] == newest].drop(columns="_source").reset_index(drop=True)
-
-
-def _finalize(out):
-    """Combines the part files into the output file and removes them (no-op for a folder)."""
-    combined, parts, _ = _layout(out)
-    if combined is None or not parts.is_dir():
-        return
-    df = load_sweep(out)
-    if len(df):
-        _write(df, combined)
-    shutil.rmtree(parts, ignore_errors=True)
-
-
 # ---- running one job (in a worker process or in-process) --------------------------------------
-
-_RUNNER = None
-
-
-def _init_worker(runner, threads):
-    global _RUNNER
-    _RUNNER = runner
-    if threads:
-        from .threads import set_num_threads
-
-        set_num_threads(threads)
-
 
 def _to_frame(result):
     import pandas as pd
@@ -230,11 +124,10 @@ def _to_frame(result):
     raise TypeError(f"a run must return a History, a DataFrame or a dict of scalars, got {type(result).__name__}")
 
 
-def _run_job(job, runner=None):
+def _run_job(job, runner):
     """Runs one (params, seed); never raises: failures come back as an error record."""
     import pandas as pd
 
-    runner = runner if runner is not None else _RUNNER
     params, seed, rid, columns = job
     t0 = time.perf_counter()
     try:
@@ -246,12 +139,19 @@ def _run_job(job, runner=None):
     except Exception as e:  # noqa: BLE001 - a failing run is recorded, the sweep goes on
         df = pd.DataFrame(index=[0])
         status, error = "error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"
-    head = {**columns, "seed": seed, "run_id": rid, "status": status, "error": error,
-            "seconds": round(time.perf_counter() - t0, 4)}
+    return rid, _record(job, df, status, error, round(time.perf_counter() - t0, 4))
+
+
+def _record(job, df, status, error, seconds):
+    """The run's rows: parameter and run columns first, then the result columns."""
+    import pandas as pd
+
+    _, seed, rid, columns = job
+    head = {**columns, "seed": seed, "run_id": rid, "status": status, "error": error, "seconds": seconds}
     head = {k: v for k, v in head.items() if k not in df.columns or k in RUN_COLUMNS}
     df = df.drop(columns=[c for c in head if c in df.columns])
     lead = pd.DataFrame({k: [v] * len(df) for k, v in head.items()}, index=df.index)
-    return rid, pd.concat([lead, df], axis=1)
+    return pd.concat([lead, df], axis=1)
 
 
 # ---- the sweep -------------------------------------------------------------------------------
@@ -296,7 +196,8 @@ def _n_jobs(n_jobs, n):
     return max(1, min(int(n_jobs), n))
 
 
-def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_failed=True):
+def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=None, progress=True, retry_failed=True, *,
+          executor=None, backend=None, address=None):
     """Runs ``run`` for every grid point and seed; returns a tidy DataFrame of all results.
 
     Parameters
@@ -305,22 +206,38 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_f
         ``run(**params, key=seed)`` returning a History, a DataFrame or a dict of scalars; or a
         :class:`pyqsgd.Spec` (problem + method + simulate arguments), configured per grid point
         with :meth:`Spec.configure` (nested names such as ``"method__compressor__k"``).
-        With ``n_jobs > 1`` it must be picklable (a module-level function, or a Spec).
+        Outside this process it must be picklable (a module-level function, or a Spec).
     grid : dict, optional
         ``{parameter name: list of values}``; runs the Cartesian product.
     seeds : list of int or int
         Seeds (an int n means ``range(n)``); each grid point runs once per seed.
     out : path, optional
         Where results go (``.parquet``, ``.csv``, or a folder). Each finished run is written
-        atomically as it completes; rerunning the same sweep skips runs already in ``out``
-        (matched by run id), so an interrupted sweep resumes without losing or repeating work.
-    n_jobs : int
-        Worker processes (spawned; -1 = all cores). 1 runs in this process. Native threads are
-        split among workers.
+        atomically as it completes, by this process alone, whatever runs it; rerunning the same
+        sweep skips runs already in ``out`` (matched by run id), so an interrupted sweep resumes
+        without losing or repeating work. A damaged part file is reported and recomputed.
+    n_jobs : int, optional
+        Local worker processes (spawned; -1 = all cores); default 1: in this process. Native
+        threads are split among workers. With ``backend="dask"`` (no address) or ``"ray"``: the
+        size of the local cluster. Not with ``executor``.
     progress : bool
-        Show a progress bar.
+        Show a progress bar (it counts finished runs, wherever they ran).
     retry_failed : bool
-        On resume, rerun runs whose stored status is "error".
+        On resume, rerun runs whose stored status is "error" or "failed".
+    executor : concurrent.futures.Executor, optional
+        Runs the runs: e.g. ``dask.distributed.Client(...).get_executor()`` (a ``Client`` is
+        accepted too), a ``ProcessPoolExecutor``, or :class:`pyqsgd.sweep_executors.RayExecutor`.
+        Its workers need pyqsgd installed. A runner larger than 1 MiB pickled (say, a Spec holding
+        its data) goes once to each worker (Dask scatter, the Ray object store, or a file read once
+        per worker process), not with every run; a :class:`pyqsgd.ProblemSpec` loads its data by name
+        on the worker instead.
+    backend : {"processes", "dask", "ray"}, optional
+        A shortcut: ``"processes"`` is a local process pool of ``n_jobs`` workers (default all
+        cores); ``"dask"`` connects to the scheduler at ``address`` (``"tcp://HOST:8786"``), or starts a
+        local cluster of ``n_jobs`` processes; ``"ray"`` uses the Ray cluster at ``address``
+        (``"auto"``, ``"HOST:6379"``, ``"ray://HEAD:10001"``) or a local Ray.
+    address : str, optional
+        The scheduler of ``backend``; an unreachable one fails within seconds, naming it.
 
     Returns
     -------
@@ -329,31 +246,56 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_f
         columns (for a Spec: ``problem``, ``method`` and every simulate argument, then the grid
         names), ``seed``, ``run_id`` (stable hash of parameters and seed), ``status`` ("ok";
         "diverged" for a run stopped by a non-finite loss, gradient or model; "stopped" for an
-        interrupted run; "error" when the run raised), ``error`` (text: the exception, or why the
-        run stopped), ``seconds``, then the result columns. For a History: the data actually
-        used (``dataset``, ``dataset_n``, ``dataset_d``, ``dataset_hash``; see
-        :func:`pyqsgd.data.content_hash`), then ``round``, ``loss``, ``bits_up``, ...
+        interrupted run; "error" when the run raised; "failed" when its worker process died in
+        two attempts), ``error`` (text: the exception, or why the run stopped), ``seconds``, then
+        the result columns. For a History: the data actually used (``dataset``, ``dataset_n``,
+        ``dataset_d``, ``dataset_hash``; see :func:`pyqsgd.data.content_hash`), then ``round``,
+        ``loss``, ``bits_up``, ... Run ids and numbers do not depend on where the runs ran.
 
+    Notes
+    -----
+    Faults: a run whose worker process dies is retried once, alone (so a run that kills its
+    worker cannot fail others twice), then stored with ``status="failed"``; it is never lost or
+    stored twice. A Dask
+    scheduler may itself retry a task whose worker died (``distributed.scheduler.allowed-failures``)
+    before the sweep sees the failure. Stopping the driver (Ctrl-C, a kill) keeps every stored run;
+    rerunning completes the rest.
+
+    Examples
+    --------
     >>> import pyqsgd as pq
     >>> def run(a, key):
     ...     return {"value": a * 10 + key}
     >>> pq.sweep(run, grid={"a": [1, 2]}, seeds=[0, 1], progress=False)["value"].tolist()
     [10, 11, 20, 21]
+
+    On a Slurm cluster through dask-jobqueue, or on a Ray cluster (see
+    :mod:`pyqsgd.sweep_executors`)::
+
+        from dask.distributed import Client
+        from dask_jobqueue import SLURMCluster
+        cluster = SLURMCluster(cores=1, processes=1, memory="4GB", walltime="02:00:00")
+        cluster.scale(jobs=50)
+        df = pq.sweep(spec, grid=grid, seeds=5, out="results.parquet", executor=Client(cluster))
+        df = pq.sweep(spec, grid=grid, seeds=5, out="results.parquet", backend="ray", address="auto")
     """
     import pandas as pd
 
     if not (callable(run) or isinstance(run, Spec)):
         raise TypeError(f"sweep: run must be a callable or a pyqsgd.Spec, got {type(run).__name__}")
+    sweep_executors.check(executor, backend, address, n_jobs)
     jobs = _jobs(run, grid, _seeds(seeds))
     order = {j[2]: i for i, j in enumerate(jobs)}
-    done = {}
-    if out is not None:
-        _layout(out)[1].parent.mkdir(parents=True, exist_ok=True)
-        previous = load_sweep(out)
+    store = PartStore(out) if out is not None else None
+    done = set()
+    if store is not None:
+        store.prepare()
+        previous = store.scan(quarantine=True)
         if len(previous):
-            keep = previous if not retry_failed else previous[previous["status"] != "error"]
+            keep = previous if not retry_failed else previous[~previous["status"].isin(["error", "failed"])]
             done = {rid for rid in keep["run_id"].unique() if rid in order}
     todo = [j for j in jobs if j[2] not in done]
+    plan = sweep_executors.plan(executor, backend, address, n_jobs, len(todo), _n_jobs)
     results = {}
     bar = None
     if progress:
@@ -362,23 +304,27 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_f
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sweep", unit="run")
 
     def emit(rid, df):
-        if out is not None:
-            _, parts, suffix = _layout(out)
-            parts.mkdir(parents=True, exist_ok=True)
-            _write(df, parts / f"{rid}{suffix}")
+        if store is not None:
+            store.write(rid, df)
         else:
             results[rid] = df
         if bar is not None:
             bar.update(1)
 
+    def fail(job, error):
+        emit(job[2], _record(job, pd.DataFrame(index=[0]), "failed", error, float("nan")))
+
+    ok = False
     try:
-        _execute(run, todo, _n_jobs(n_jobs, max(1, len(todo))), emit)
+        sweep_executors.execute(plan, run, todo, emit, fail, folder=store.parts if store is not None else None)
+        ok = True
     finally:
+        plan.close(wait=ok)
         if bar is not None:
             bar.close()
-    if out is not None:
-        _finalize(out)
-        stored = load_sweep(out)
+    if store is not None:
+        store.finalize()
+        stored = store.scan()
         frame = stored[stored["run_id"].isin(order)] if len(stored) else stored
     else:
         frame = _uniform(pd.concat(results.values(), ignore_index=True)) if results else pd.DataFrame()
@@ -386,40 +332,3 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=1, progress=True, retry_f
         rank = frame["run_id"].map(order)
         frame = frame.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
     return frame
-
-
-def _execute(run, todo, n_jobs, emit):
-    """Calls ``emit(run id, frame)`` as runs finish.
-
-    On an interrupt (Ctrl-C) or any other exception in a parallel sweep, the results of runs that
-    already finished are still emitted (stored), queued runs are cancelled and the exception is
-    re-raised at once, without waiting for the runs in progress."""
-    if not todo:
-        return
-    if n_jobs == 1:
-        for job in todo:
-            emit(*_run_job(job, run))
-        return
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    # spawn: fresh interpreters (no OpenMP state inherited through fork), same on every OS.
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(run, threads))
-    pending = set()
-    try:
-        pending = {pool.submit(_run_job, job) for job in todo}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                emit(*fut.result())
-                pending.discard(fut)
-    except BaseException:
-        # Store what is already computed (including a result whose emit was interrupted), then
-        # leave without waiting (a `with` block would wait for running jobs and drop their results).
-        try:
-            for fut in list(pending):
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    emit(*fut.result())
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)

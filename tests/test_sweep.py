@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import pyqsgd as pq
-from pyqsgd import experiment, sweeps
+from pyqsgd import experiment, sweep_executors, sweep_store, sweeps
 
 
 def small_spec(**simulate):
@@ -26,7 +26,7 @@ def scalar_run(a, b=0, key=0):
 
 
 def test_docstring_examples():
-    for module in (sweeps, experiment):
+    for module in (sweeps, experiment, sweep_store, sweep_executors):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0
 
@@ -357,20 +357,21 @@ def test_grid_value_that_is_not_a_list_is_rejected(value):
 def test_interrupted_parallel_sweep_keeps_finished_runs(tmp_path, monkeypatch):
     # Ctrl-C while waiting for workers: the runs that already finished are stored, the sweep
     # leaves at once (a `with ProcessPoolExecutor` block waited for the runs, then dropped them).
-    real_wait = sweeps.wait
+    real_wait = sweep_executors.wait
 
     def interrupted_wait(fs, timeout=None, return_when=None):
         real_wait(fs, return_when="ALL_COMPLETED")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweeps, "wait", interrupted_wait)
+    monkeypatch.setattr(sweep_executors, "wait", interrupted_wait)
     out = tmp_path / "res.parquet"
     # dict(a=..., key=...) is a run returning a dict of scalars that worker processes can unpickle.
     with pytest.raises(KeyboardInterrupt):
         pq.sweep(dict, grid={"a": [1, 2, 3]}, seeds=[0], n_jobs=2, out=out, progress=False)
+    # As many runs in flight as workers (2): both finished before the interrupt and are stored.
     stored = pq.load_sweep(out)
-    assert sorted(stored["a"]) == [1, 2, 3] and (stored["status"] == "ok").all()
+    assert sorted(stored["a"]) == [1, 2] and (stored["status"] == "ok").all()
     monkeypatch.undo()
     CALLS.clear()
     df = pq.sweep(recording_run, grid={"a": [1, 2, 3]}, seeds=[0], out=out, progress=False)
-    assert CALLS == [] and df["a"].tolist() == [1, 2, 3]
+    assert CALLS == [(3, 0)] and df["a"].tolist() == [1, 2, 3]

@@ -13,7 +13,28 @@ namespace py = pybind11;
 using namespace pyqsgd;
 
 void bind_core(py::module_& m) {
-    py::class_<Key>(m, "Key")
+    py::class_<Key>(m, "Key", R"doc(
+The address of a random draw: (seed, round, worker, stream).
+
+pyqsgd has no global random state. Draw j of a key is a pure function of
+(seed, round, worker, stream, j), computed by Philox4x32-10 (Salmon et al., SC'11) with the
+seed as its key and (block, stream, worker, round) as its counter, so it does not depend on
+thread scheduling or on what else was drawn. An integer ``key=s`` anywhere in the API means
+``Key(seed=s)``; in :func:`pyqsgd.simulate` worker i's compressor in round t uses
+``Key(seed=key, round=t, worker=i)``. Read-only fields, compared by value, picklable.
+
+Parameters
+----------
+seed : int in [0, 2**64)
+round, worker, stream : int in [0, 2**32)
+
+Examples
+--------
+>>> import pyqsgd as pq
+>>> k = pq.Key(seed=3, round=10, worker=2)
+>>> k.child(0) == pq.Key(seed=3, round=10, worker=2, stream=1)
+True
+)doc")
         .def(py::init([](uint64_t seed, uint32_t round, uint32_t worker, uint32_t stream) {
                  return Key{seed, round, worker, stream};
              }),
@@ -22,8 +43,12 @@ void bind_core(py::module_& m) {
         .def_readonly("round", &Key::round)
         .def_readonly("worker", &Key::worker)
         .def_readonly("stream", &Key::stream)
-        .def("child", &Key::child, py::arg("i"))
-        .def("block", &block_key, py::arg("b"))
+        .def("child", &Key::child, py::arg("i"),
+             "The key of sub-stream i (stream 2*stream + 1 + i): chain/induced give stage i key.child(i), "
+             "so nested combinators never share a stream.")
+        .def("block", &block_key, py::arg("b"),
+             "The key of block b in pq.blockwise: child(0) with a seed mixed from (seed, b) by SplitMix64, "
+             "so blocks draw independent streams.")
         .def("__eq__", [](const Key& a, const Key& b) {
             return a.seed == b.seed && a.round == b.round && a.worker == b.worker && a.stream == b.stream;
         })

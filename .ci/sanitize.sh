@@ -32,7 +32,7 @@ export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
 # Check the wiring before the real run: a deliberate heap over-read must kill the process.
 python .ci/sanitize_canary.py
 
-# The selection of issue 15: compressors (incl. wire and integrity), simulation, sign methods,
+# The selection: compressors (incl. wire and integrity), simulation, sign methods,
 # sweeps, plus the fuzz harness on its seeds. -p no:cacheprovider: nothing written into the clone.
 pytest -q -p no:cacheprovider -m "not (slow or notebooks or examples)" \
   tests/compressors tests/test_sim_*.py tests/test_sign_methods.py tests/test_sweep.py \

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 import pyqsgd as pq
+from _memory import rss_kb  # benchmarks/_memory.py
 from _w8a import load  # the shared workload (benchmarks/_w8a.py)
 
 L2 = 1e-4
@@ -76,18 +77,6 @@ class NumpyEF21:
         self.x = x - self.lr * self.g
 
 
-def _rss_kb(field):
-    """VmRSS (current) or VmHWM (peak) of this process in KiB, from /proc (Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def memory_child(rounds, npz):
     """Runs in a fresh process: memory of building the problem and of one run of `rounds`.
 
@@ -97,15 +86,15 @@ def memory_child(rounds, npz):
     X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
     y = z["y"]
     parts = np.split(z["perm"], z["cuts"])
-    rss0 = _rss_kb("VmRSS")
+    rss0 = rss_kb("VmRSS")
     prob = pq.problems.LogisticRegression(X, y, l2=L2)
-    rss1 = _rss_kb("VmRSS")
+    rss1 = rss_kb("VmRSS")
     tracemalloc.start()
     run_engine(prob, parts, rounds, 1.0, 1)
     _, py_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(json.dumps({"rounds": rounds, "data_kb": rss0, "problem_kb": rss1, "after_kb": _rss_kb("VmRSS"),
-                      "peak_kb": _rss_kb("VmHWM"), "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    print(json.dumps({"rounds": rounds, "data_kb": rss0, "problem_kb": rss1, "after_kb": rss_kb("VmRSS"),
+                      "peak_kb": rss_kb("VmHWM"), "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "py_peak": py_peak}))
 
 

@@ -17,9 +17,9 @@ import pkgutil
 from pathlib import Path
 
 PACKAGE = "pyqsgd"
-# Namespaces with a page even when they are not in pyqsgd.__all__: pyqsgd.torch needs torch,
-# so pyqsgd does not import (or list) it.
-EXTRA_NAMESPACES = ["pyqsgd.torch"]
+# Namespaces with a page even when they are not in pyqsgd.__all__: pyqsgd.torch and
+# pyqsgd.problems_torch need torch, so pyqsgd does not import (or list) them.
+EXTRA_NAMESPACES = ["pyqsgd.torch", "pyqsgd.problems_torch"]
 # Sections of the top-level page, by the module that implements an object (prefix match);
 # anything else falls under "Other".
 TOP_SECTIONS = [

@@ -1,6 +1,7 @@
 """Conversions and checks at the Python boundary (done once, visibly)."""
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -71,3 +72,71 @@ def check_float(owner, name, value, low=None, high=None, low_open=False, high_op
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{owner}: {name} must be {'<' if high_open else '<='} {high}, got {name}={value}")
     return value
+
+
+# ---- the native Key and Message, guarded at the Python boundary --------------------------------
+# pybind11 reports a wrong argument as "incompatible function arguments" followed by the whole
+# signature, without saying which argument is wrong (and a negative seed is a TypeError there).
+# The native methods are wrapped once, here, so that every caller gets a TypeError/ValueError
+# naming the parameter. pq.Key stays the native class (isinstance, pickling and the objects the
+# core returns are unchanged); only the checks run in Python first.
+
+_FIELD_BITS = {"seed": 64, "round": 32, "worker": 32, "stream": 32}
+
+
+def _key_field(owner, name, value, bits):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int in [0, 2**{bits}), got {value!r}")
+    value = int(value)
+    if not 0 <= value < 2**bits:
+        raise ValueError(f"{owner}: {name} must be in [0, 2**{bits}), got {name}={value}")
+    return value
+
+
+def _guard_core():
+    key_cls, msg_cls = _core.Key, _core.Message
+    if getattr(key_cls, "_pyqsgd_guarded", False):  # a module reload must not wrap twice
+        return
+    native_init, native_child, native_block = key_cls.__init__, key_cls.child, key_cls.block
+    native_from_bytes = msg_cls.from_bytes
+
+    def __init__(self, *args, seed=0, round=0, worker=0, stream=0):
+        if args:
+            raise TypeError(f"Key: takes keyword arguments only (Key(seed=..., round=..., worker=..., "
+                            f"stream=...)), got {len(args)} positional")
+        values = {name: _key_field("Key", name, v, _FIELD_BITS[name])
+                  for name, v in (("seed", seed), ("round", round), ("worker", worker), ("stream", stream))}
+        native_init(self, **values)
+
+    def child(self, i):
+        return native_child(self, _key_field("Key.child", "i", i, 32))
+
+    def block(self, b):
+        return native_block(self, _key_field("Key.block", "b", b, 64))
+
+    def from_bytes(data):
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)  # any bytes-like buffer is read as bytes
+        if not isinstance(data, bytes):
+            raise TypeError(f"Message.from_bytes: data must be bytes (what to_bytes() returned), got "
+                            f"{type(data).__name__}")
+        try:
+            return native_from_bytes(data)
+        except ValueError as e:  # the native reason, with the parameter named
+            text, head = str(e), "Message.from_bytes: "
+            raise ValueError(head + "data is not a valid message: " + text.removeprefix(head)) from None
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+        + [inspect.Parameter(name, kw, default=0) for name in _FIELD_BITS])
+    __init__.__doc__ = "Key(*, seed=0, round=0, worker=0, stream=0): seed in [0, 2**64), the others in [0, 2**32)."
+    child.__doc__ = native_child.__doc__
+    block.__doc__ = native_block.__doc__
+    from_bytes.__doc__ = "Message.from_bytes(data): the Message that ``to_bytes()`` wrote (ValueError if malformed)."
+    key_cls.__init__, key_cls.child, key_cls.block = __init__, child, block
+    msg_cls.from_bytes = staticmethod(from_bytes)
+    key_cls._pyqsgd_guarded = True
+
+
+_guard_core()

@@ -98,31 +98,55 @@ class Aggregator(Params):
 
         ``participation``: per-worker probabilities p_i for the unbiased 1/p_i weighting.
         """
-        rows = list(vectors)
+        if isinstance(vectors, (str, bytes)) or not hasattr(vectors, "__iter__"):
+            raise TypeError(f"aggregate: vectors must be a list of worker vectors (rows; None for idle workers), "
+                            f"got {type(vectors).__name__}")
+        rows = [None if r is None else _row(i, r) for i, r in enumerate(vectors)]
         m = len(rows)
         if m == 0:
-            raise ValueError("aggregate: need at least one worker vector")
+            raise ValueError("aggregate: vectors must hold at least one worker vector")
         w = self.worker_weights(np.ones(m))
-        p = np.ones(m) if participation is None else np.asarray(participation, dtype=np.float64)
-        if p.shape != (m,) or np.any(p <= 0) or np.any(p > 1):
-            raise ValueError("aggregate: participation must have one probability in (0, 1] per worker")
+        p = np.ones(m) if participation is None else _real_array("aggregate", "participation", participation)
+        if p.shape != (m,) or not np.all(np.isfinite(p)) or np.any(p <= 0) or np.any(p > 1):
+            raise ValueError(f"aggregate: participation must have one probability in (0, 1] per worker ({m}), "
+                             f"got {p.tolist()}")
         present = [r for r in rows if r is not None]
         if not present:
-            raise ValueError("aggregate: every worker is idle")
-        d = np.asarray(present[0]).shape
+            raise ValueError("aggregate: vectors: every worker is idle (all None)")
+        d = present[0].shape
         senders, coef = [], []
         for i, r in enumerate(rows):
             if r is None:
                 continue
-            r = np.asarray(r, dtype=np.float64)
             if r.shape != d:
-                raise ValueError(f"aggregate: worker {i} vector has shape {r.shape}, expected {d}")
+                raise ValueError(f"aggregate: vectors[{i}] has shape {r.shape}, expected {d}")
             senders.append(i)
             coef.append(w[i] / p[i])
         if not self._is_python():
             return self.combine(np.stack([np.asarray(rows[i], dtype=np.float64) for i in senders]), coef)
         vectors = np.stack([np.asarray(rows[i], dtype=np.float32) for i in senders])
         return self._pyqsgd_combine(vectors, np.asarray(coef), np.asarray(senders, dtype=np.int64), None)
+
+
+def _real_array(owner, name, value):
+    """``value`` as a float64 array; TypeError naming ``name`` unless it holds real numbers."""
+    try:
+        a = np.asarray(value)
+    except Exception as e:  # noqa: BLE001 - ragged nesting and other unconvertible input
+        raise TypeError(f"{owner}: {name} must be an array of real numbers, got {type(value).__name__}") from e
+    if a.dtype == bool or a.dtype.kind not in "fiu":
+        raise TypeError(f"{owner}: {name} must hold real numbers (float or int), got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _row(i, r):
+    """Worker i's vector for :meth:`Aggregator.aggregate`: 1-D, non-empty, real and finite."""
+    r = _real_array("aggregate", f"vectors[{i}]", r)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"aggregate: vectors[{i}] must be a non-empty 1-D vector, got shape {r.shape}")
+    if not np.all(np.isfinite(r)):
+        raise ValueError(f"aggregate: vectors[{i}] contains NaN or Inf")
+    return r
 
 
 class Mean(Aggregator):
@@ -155,7 +179,7 @@ class WeightedMean(Aggregator):
             if w != "data":
                 raise ValueError(f"WeightedMean: weights must be an array of per-worker weights or 'data', got {w!r}")
             return
-        a = np.asarray(w, dtype=np.float64)
+        a = _real_array("WeightedMean", "weights", w)
         if a.ndim != 1 or a.size == 0:
             raise ValueError("WeightedMean: weights must be a non-empty 1-D array")
         if not np.all(np.isfinite(a)) or np.any(a < 0) or a.sum() <= 0:

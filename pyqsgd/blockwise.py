@@ -27,6 +27,8 @@ def _block_sizes(blocks):
         sizes.append(int(n))
     if not sizes:
         raise ValueError("blockwise: blocks must list at least one block size")
+    if sum(sizes) >= 2**63:  # the blocks sum to the vector's length d
+        raise ValueError(f"blockwise: blocks must sum to a vector length below 2**63, got {sum(sizes)}")
     return sizes
 
 

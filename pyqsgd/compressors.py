@@ -243,7 +243,7 @@ class Compressor(Params):
         """Theory constants for dimension ``d``; omega/delta are None where no bound holds.
 
         Python compressors override this and return :class:`Properties`."""
-        d = check_int(type(self).__name__, "d", d, low=1)
+        d = check_int(type(self).__name__, "d", d, low=1, high=2**64 - 1)
         unbiased, omega, delta = self._native.properties(d)
         return Properties(bool(unbiased), omega, delta)
 
@@ -284,7 +284,7 @@ class _Sparse(Compressor):
         name = type(self).__name__
         if (self.k is None) == (self.ratio is None):
             raise ValueError(f"{name}: give exactly one of k and ratio (got k={self.k!r}, ratio={self.ratio!r})")
-        check_int(name, "k", self.k, low=1, allow_none=True)
+        check_int(name, "k", self.k, low=1, high=2**64 - 1, allow_none=True)  # high: the native k is uint64
         check_float(name, "ratio", self.ratio, low=0.0, high=1.0, low_open=True, allow_none=True)
         if not isinstance(self.rounding, str) or self.rounding not in _ROUNDINGS:
             raise ValueError(f"{name}: rounding must be 'round' (k = max(1, round(ratio d))) or 'floor' "

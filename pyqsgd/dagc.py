@@ -262,6 +262,9 @@ def topk_counts(ratios, d, total=None):
     [27, 12, 12]
     """
     r = _volumes(ratios, "topk_counts", "ratios")
+    if (r > 1.0).any():
+        i = int(np.argmax(r))
+        raise ValueError(f"topk_counts: ratios must be TopK ratios in (0, 1], got ratios[{i}]={r[i]:g}")
     d = check_int("topk_counts", "d", d, low=1)
     m = r.size
     if total is None:

@@ -7,7 +7,8 @@ from typing import Tuple
 import numpy as np
 
 from . import _core
-from ._validate import as_vector, check_int
+from ._validate import as_vector, check_float, check_int
+from .compressors import Compressor
 
 __all__ = ["Measurement", "measure"]
 
@@ -49,9 +50,12 @@ def measure(c, x, trials=1000, key=0, confidence=0.95):
     """
     from scipy import stats  # imported here: scipy.stats costs ~1 s at package import
 
+    if not isinstance(c, Compressor):
+        raise TypeError(f"measure: c must be a pyqsgd compressor, got {type(c).__name__}")
     x = as_vector(x)
     trials = check_int("measure", "trials", trials, low=2)
-    seed = check_int("measure", "key", key, low=0)
+    seed = check_int("measure", "key", key, low=0, high=2**64 - 1)
+    confidence = check_float("measure", "confidence", confidence)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"measure: confidence must be in (0, 1), got {confidence}")
     xd = x.astype(np.float64)

@@ -62,6 +62,8 @@ def _frame(data):
 
     if isinstance(data, History):
         return from_hist(data, "", 0), False
+    if isinstance(data, (list, tuple, dict)) and not data:
+        raise ValueError("plot: data is empty; give a History, a list/dict of Histories or a DataFrame")
     if isinstance(data, (list, tuple)):
         return pd.concat([from_hist(h, "", i) for i, h in enumerate(data)], ignore_index=True), False
     if isinstance(data, dict):
@@ -389,6 +391,10 @@ def vote_weights(hist, *, color_by=None, ax=None, save=None, title=None):
 
     ``color_by``: one number per worker (e.g. batch sizes) mapped to colour, with a colour bar.
     """
+    from .history import History
+
+    if not isinstance(hist, History):
+        raise TypeError(f"plot.vote_weights: hist must be a History (of a SignSGDFV run), got {type(hist).__name__}")
     w = getattr(hist, "vote_weights", None)
     if w is None:
         raise ValueError("plot.vote_weights: this History has no vote weights (use pyqsgd.methods.SignSGDFV)")
@@ -415,7 +421,12 @@ def vote_weights(hist, *, color_by=None, ax=None, save=None, title=None):
 
 def quantizer(g, levels=None, threshold=None, *, bins=120, ax=None, save=None, title=None, logy=True):
     """Histogram of gradient coordinates with a truncation threshold (±) and quantizer levels."""
-    g = np.asarray(g, dtype=float).ravel()
+    g = np.asarray(g)
+    if g.dtype == bool or g.dtype.kind not in "fiu":
+        raise TypeError(f"plot.quantizer: g must be a numeric array of gradient coordinates, got dtype {g.dtype}")
+    g = g.astype(float).ravel()
+    if g.size == 0 or not np.isfinite(g).all():
+        raise ValueError(f"plot.quantizer: g must be non-empty and finite, got {g.size} values")
     ax = _axes(ax)
     ax.hist(g, bins=bins, color="0.6", density=True)
     if threshold is not None:

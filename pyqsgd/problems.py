@@ -114,16 +114,26 @@ class Problem:
         return self._native.n
 
     def _x(self, x):
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        owner = type(self).__name__
+        a = np.asarray(x)
+        if a.dtype == bool or a.dtype.kind not in "fiu":
+            raise TypeError(f"{owner}: x must be a real numeric array, got dtype {a.dtype}")
+        x = np.ascontiguousarray(a, dtype=np.float64)
         if x.ndim != 1 or x.shape[0] != self.dim:
-            raise ValueError(f"x must be 1-D of length {self.dim}, got shape {x.shape}")
+            raise ValueError(f"{owner}: x must be 1-D of length {self.dim}, got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{owner}: x contains NaN or Inf")
         return x
 
-    @staticmethod
-    def _idx(indices):
+    def _idx(self, indices):
         if indices is None:
             return None
-        return np.ascontiguousarray(indices, dtype=np.int64)
+        a = np.asarray(indices)
+        if a.dtype == bool or (a.size and a.dtype.kind not in "iu"):
+            hint = "; convert a boolean mask with np.flatnonzero(mask)" if a.dtype == bool else ""
+            raise TypeError(f"{type(self).__name__}: indices must be an integer index array, got dtype {a.dtype}"
+                            + hint)
+        return np.ascontiguousarray(a, dtype=np.int64)
 
     def loss(self, x, indices=None):
         """Mean loss over ``indices`` (all samples when None) plus (l2/2)||x||^2."""
@@ -215,10 +225,14 @@ class SoftmaxRegression(Problem):
             if not np.all(np.mod(y, 1) == 0):
                 raise ValueError("SoftmaxRegression: labels y must be integers 0..n_classes-1")
         self.y = _vector(y, self.shape[0], "y", "SoftmaxRegression", dtype=np.int64)
-        if n_classes is None:
+        implied = n_classes is None
+        if implied:
             n_classes = int(self.y.max()) + 1
-        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
-            raise ValueError(f"SoftmaxRegression: n_classes must be an int >= 2, got {n_classes!r}")
+        if isinstance(n_classes, (bool, np.bool_)) or not isinstance(n_classes, numbers.Integral):
+            raise TypeError(f"SoftmaxRegression: n_classes must be an int >= 2, got {n_classes!r}")
+        if not 2 <= n_classes < 2**32:  # the native class count is uint32
+            raise ValueError(f"SoftmaxRegression: n_classes must be an int in [2, 2**32), got {n_classes!r}"
+                             + (" (the largest label + 1)" if implied else ""))
         if self.y.min() < 0 or self.y.max() >= n_classes:
             raise ValueError(f"SoftmaxRegression: labels must lie in [0, {n_classes}), got range "
                              f"[{self.y.min()}, {self.y.max()}]")

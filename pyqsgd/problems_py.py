@@ -53,8 +53,11 @@ class MLPProblem:
     """
 
     def __init__(self, X, y, *, hidden=32, activation="tanh", l2=0.0):
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] == 0:
+        X = np.asarray(X)
+        if X.dtype == bool or X.dtype.kind not in "fiu":
+            raise TypeError(f"MLPProblem: X must be a real numeric array, got dtype {X.dtype}")
+        X = X.astype(np.float64)
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(f"MLPProblem: X must be a non-empty 2-D array, got shape {X.shape}")
         if not np.isfinite(X).all():
             raise ValueError("MLPProblem: X contains NaN or Inf")
@@ -67,7 +70,7 @@ class MLPProblem:
         y = y.astype(np.int64)
         if y.min() < 0:
             raise ValueError("MLPProblem: labels must be >= 0")
-        if activation not in _ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in _ACTIVATIONS:
             raise ValueError(f"MLPProblem: activation must be one of {_ACTIVATIONS}, got {activation!r}")
         self.hidden = check_int("MLPProblem", "hidden", hidden, low=1)
         self.l2 = check_float("MLPProblem", "l2", l2, low=0.0)
@@ -103,7 +106,7 @@ class MLPProblem:
 
     def init(self, key=0):
         """Glorot-uniform weights, zero biases, drawn from ``np.random.default_rng(key)``."""
-        rng = np.random.default_rng(key)
+        rng = np.random.default_rng(check_int("MLPProblem.init", "key", key, low=0))
         parts = []
         for shape in self._shapes:
             if len(shape) == 2:
@@ -138,9 +141,14 @@ class MLPProblem:
     def _idx(indices, n):
         if indices is None:
             return np.arange(n)
-        idx = np.asarray(indices, dtype=np.int64).ravel()
+        idx = np.asarray(indices)
         if idx.size == 0:
             raise ValueError("MLPProblem: indices must be non-empty")
+        if idx.dtype == bool or idx.dtype.kind not in "iu":
+            raise TypeError(f"MLPProblem: indices must be an integer index array, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64).ravel()
+        if idx.min() < 0 or idx.max() >= n:
+            raise ValueError(f"MLPProblem: indices must lie in [0, {n}), got range [{idx.min()}, {idx.max()}]")
         return idx
 
     def logits(self, x, indices=None):

@@ -4,6 +4,14 @@ Native problems run as one GIL-free C++ call per chunk of rounds, parallel over 
 Python problems (objects with ``loss(x)``, ``grad(x, indices)`` and a sample count: ``n_samples``,
 ``len()``, or an explicit partition) take a slower
 path with the same sampling, methods and accounting.
+
+A Python problem may also define ``grad_batch(x, batches)``: ``batches`` is the list of the k
+participating workers' index arrays (in worker order) and ``x`` either the shared model, shape
+(d,), or one local iterate per worker, shape (k, d) (local steps); it returns the (k, d) array
+whose row j is ``grad(x or x[j], batches[j])``. The Python path then asks for all workers'
+gradients in one call per round (per local step), so a problem can vectorise over workers
+(:class:`pyqsgd.problems_torch.TorchProblem` does, with ``torch.func.vmap``). Without it the
+path calls ``grad`` once per worker; both give the same history when the rows agree.
 """
 from __future__ import annotations
 
@@ -114,6 +122,8 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     Parameters
     ----------
     problem : pyqsgd.problems.Problem or object with loss(x), grad(x, indices), n_samples
+        A Python problem may add ``grad_batch(x, batches)`` (all workers' gradients in one
+        call, see the module docstring), e.g. :class:`pyqsgd.problems_torch.TorchProblem`.
     method : pyqsgd.methods.Method
     n_workers, rounds : int
     lr : float
@@ -166,12 +176,19 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
         raise TypeError("simulate: problem must be a pyqsgd problem or an object with loss(x), grad(x, indices) "
                         f"and n_samples, got {type(problem).__name__}")
     m = check_int("simulate", "n_workers", n_workers, low=1)
-    rounds = check_int("simulate", "rounds", rounds, low=0)
+    rounds = check_int("simulate", "rounds", rounds, low=0, high=2**63 - 1)  # highs: the native counters
     lr = check_float("simulate", "lr", lr, low=0.0, low_open=True)
-    log_every = check_int("simulate", "log_every", log_every, low=1)
+    log_every = check_int("simulate", "log_every", log_every, low=1, high=2**63 - 1)
     seed = as_key(key).seed
     if dtype not in ("float64", "float32", np.float64, np.float32):
         raise ValueError(f"simulate: dtype must be 'float64' or 'float32', got {dtype!r}")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"simulate: progress must be a bool, got {progress!r}")
+    check_int("simulate", "local_steps", local_steps, low=1, high=2**32 - 1, allow_none=True)
+    check_int("simulate", "chunk", chunk, low=1, allow_none=True)
+    if partition is not None and (isinstance(partition, bytes) or not hasattr(partition, "__iter__")):
+        raise TypeError(f"simulate: partition must be None, a scheme name or a list of index arrays (one per "
+                        f"worker), got {type(partition).__name__}")
 
     if native_problem:
         n, d = problem.n_samples, problem.dim
@@ -184,6 +201,9 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
         raise ValueError(f"simulate: n_workers={m} exceeds the number of samples {n}")
     if x0 is None:
         x0 = np.zeros(int(d))
+    x0 = np.asarray(x0)
+    if x0.dtype == bool or x0.dtype.kind not in "fiu":
+        raise TypeError(f"simulate: x0 must be a real numeric array (float or int), got dtype {x0.dtype}")
     x0 = np.array(x0, dtype=np.float64).ravel()
     if d is not None and x0.shape[0] != int(d):
         raise ValueError(f"simulate: x0 has length {x0.shape[0]}, the problem has dimension {d}")
@@ -311,18 +331,11 @@ def _run_python(problem, sim, cfg, rounds, x0, bar, n):
     m, d = cfg.m, x0.shape[0]
     if not sim.log_external(*_python_metrics(problem, sim.x, n)):
         return "non-finite loss or model at round 0"
+    local = _local_batched if callable(getattr(problem, "grad_batch", None)) else _local_loop
     V = np.zeros((m, d))
     for t in range(rounds):
         x = sim.x
-        active = sim.participation(t)
-        for i in np.flatnonzero(active):
-            if cfg.local_steps == 0:
-                V[i] = problem.grad(x, sim.batch(t, int(i), 0))
-            else:
-                xl = x.copy()
-                for h in range(cfg.local_steps):
-                    xl -= cfg.local_lr * np.asarray(problem.grad(xl, sim.batch(t, int(i), h)), dtype=np.float64)
-                V[i] = x - xl
+        local(problem, sim, cfg, t, x, V)
         if not sim.step_external(V):
             # A vector for the wire was NaN/Inf or overflowed float32: log this round (unless
             # it already is) and stop.
@@ -334,3 +347,38 @@ def _run_python(problem, sim, cfg, rounds, x0, bar, n):
         if sim.due_for_log and not sim.log_external(*_python_metrics(problem, sim.x, n)):
             return f"non-finite loss or model at round {sim.round}"
     return None
+
+
+def _local_loop(problem, sim, cfg, t, x, V):
+    """Round t's local vectors into the rows of V, one ``grad`` call per participant and step."""
+    for i in np.flatnonzero(sim.participation(t)):
+        if cfg.local_steps == 0:
+            V[i] = problem.grad(x, sim.batch(t, int(i), 0))
+        else:
+            xl = x.copy()
+            for h in range(cfg.local_steps):
+                xl -= cfg.local_lr * np.asarray(problem.grad(xl, sim.batch(t, int(i), h)), dtype=np.float64)
+            V[i] = x - xl
+
+
+def _local_batched(problem, sim, cfg, t, x, V):
+    """As :func:`_local_loop`, with one ``grad_batch`` call per round (per local step) for all
+    participants; the same float64 updates row by row, so equal gradients give equal vectors."""
+    active = np.flatnonzero(sim.participation(t))
+    if active.size == 0:
+        return
+    if cfg.local_steps == 0:
+        V[active] = _grad_rows(problem, x, [sim.batch(t, int(i), 0) for i in active], V.shape[1])
+        return
+    XL = np.tile(x, (active.size, 1))
+    for h in range(cfg.local_steps):
+        XL -= cfg.local_lr * _grad_rows(problem, XL, [sim.batch(t, int(i), h) for i in active], V.shape[1])
+    V[active] = x - XL
+
+
+def _grad_rows(problem, x, batches, d):
+    G = np.asarray(problem.grad_batch(x, batches), dtype=np.float64)
+    if G.shape != (len(batches), d):
+        raise ValueError(f"simulate: {type(problem).__name__}.grad_batch must return one gradient row per batch, "
+                         f"shape ({len(batches)}, {d}), got {G.shape}")
+    return G

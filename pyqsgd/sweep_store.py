@@ -38,6 +38,9 @@ _TMP = ".tmp-"
 
 def _layout(out):
     """(combined file or None, parts folder, part suffix)."""
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"sweep: out must be a path (str or os.PathLike) ending in .parquet or .csv, or a folder, "
+                        f"got {type(out).__name__}")
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix in (".parquet", ".csv"):

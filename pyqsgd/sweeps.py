@@ -19,6 +19,8 @@ import re
 import time
 import traceback
 
+import numpy as np
+
 from . import sweep_executors
 from .experiment import Spec, column_value
 from .problems import DATASET_COLUMNS
@@ -90,13 +92,18 @@ def run_id(params, seed):
 
 def _seeds(seeds):
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 0:
+            raise ValueError(f"sweep: seeds must be a count >= 1 or a list of seeds, got seeds={int(seeds)}")
         seeds = range(int(seeds))
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"sweep: seeds must be an int n (seeds 0..n-1) or a list of non-negative int seeds, "
+                        f"got {seeds!r}")
     out = list(seeds)
     if not out:
         raise ValueError("sweep: seeds is empty")
     for s in out:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
-            raise ValueError(f"sweep: seeds must be non-negative ints, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 0 <= s < 2**64:
+            raise ValueError(f"sweep: seeds must be non-negative ints below 2**64, got {s!r}")
     return [int(s) for s in out]
 
 
@@ -283,6 +290,9 @@ def sweep(run, grid=None, seeds=(0,), out=None, n_jobs=None, progress=True, retr
 
     if not (callable(run) or isinstance(run, Spec)):
         raise TypeError(f"sweep: run must be a callable or a pyqsgd.Spec, got {type(run).__name__}")
+    for name, flag in (("progress", progress), ("retry_failed", retry_failed)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"sweep: {name} must be a bool, got {flag!r}")
     sweep_executors.check(executor, backend, address, n_jobs)
     jobs = _jobs(run, grid, _seeds(seeds))
     order = {j[2]: i for i, j in enumerate(jobs)}

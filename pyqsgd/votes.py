@@ -17,9 +17,12 @@ __all__ = ["MajorityVote", "FederatedVote"]
 
 
 def _messages(messages):
+    if isinstance(messages, (str, bytes, _core.Message)) or not hasattr(messages, "__iter__"):
+        raise TypeError(f"vote: messages must be a list of pyqsgd.Message objects from Sign()/ScaledSign(), got "
+                        f"{type(messages).__name__}")
     msgs = list(messages)
     if not msgs:
-        raise ValueError("vote: need at least one message")
+        raise ValueError("vote: messages must hold at least one message")
     for m in msgs:
         if not isinstance(m, _core.Message):
             raise TypeError(f"vote: messages must be pyqsgd.Message objects from Sign()/ScaledSign(), got {type(m).__name__}")
@@ -103,6 +106,9 @@ class FederatedVote(Params):
         if self.N.shape[0] != m:
             raise ValueError(f"FederatedVote: got {m} messages, but the state was learned for {self.N.shape[0]} "
                              "workers; call reset() first")
+        if per_coordinate and self.N.shape[1] != d:
+            raise ValueError(f"FederatedVote: messages have d={d}, but the per-coordinate state was learned for "
+                             f"d={self.N.shape[1]}; call reset() first")
         # Majority for the first T_in rounds and until some worker has counts (all weights 0
         # would make every coordinate a tie).
         if self.rounds < self.T_in or not np.any(self.N > 0):

@@ -24,12 +24,14 @@ pytestmark = pytest.mark.examples
 def test_examples_exist():
     names = {p.stem for p in SCRIPTS}
     assert {"quickstart", "compressors", "error_feedback", "sign_methods", "tnqsgd", "dagc",
-            "custom_compressor"} <= names
+            "custom_compressor", "deep_learning"} <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_example_runs_small(script, tmp_path):
     assert len(script.read_text().splitlines()) < 100, "examples stay short"
+    if "import torch" in script.read_text():
+        pytest.importorskip("torch", reason=f"{script.name} needs torch (pip install 'pyqsgd[torch]')")
     out = tmp_path / f"{script.stem}.png"
     res = subprocess.run([sys.executable, str(script), "--small", "--out", str(out)], cwd=tmp_path,
                          capture_output=True, text=True, timeout=180, env=quiet_env())

@@ -36,7 +36,7 @@ def kernel_manager_factory(tmp_path_factory):
 def test_notebooks_exist():
     names = {p.stem for p in NOTEBOOKS}
     assert {"01_quickstart", "02_compressors", "03_error_feedback", "04_sign_methods", "05_tnqsgd",
-            "06_dagc", "07_custom_compressor"} <= names
+            "06_dagc", "07_custom_compressor", "08_deep_learning"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -52,6 +52,8 @@ def test_notebook_runs(path, kernel_manager_factory, monkeypatch, tmp_path):
     # The kernel inherits this environment: passive OpenMP waiting (shared, oversubscribed CI
     # cores), and the shared LIBSVM files when this checkout sits next to them.
     monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    if "import torch" in path.read_text():
+        pytest.importorskip("torch", reason=f"{path.name} needs torch (pip install 'pyqsgd[torch]')")
     if SHARED_DATA.is_dir() and "PYQSGD_DATA" not in os.environ:
         monkeypatch.setenv("PYQSGD_DATA", str(SHARED_DATA))
     nb = nbformat.read(path, as_version=4)

@@ -114,6 +114,8 @@ it. ``Message.from_bytes()`` checks the checksum first (any accidental corruptio
     m.def("crc32c_portable", crc_of(&crc32c_portable), py::arg("data"), py::arg("crc") = 0);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("get_num_threads", &get_num_threads);
+    m.def("thread_override", &thread_override);
+    m.def("set_thread_override", &set_thread_override, py::arg("n"));
 
     // Raw draws of a stream, so NumPy reference implementations can consume the same numbers.
     m.def(

@@ -80,6 +80,8 @@ def append_bias(X):
         ones = sp.csr_matrix(np.ones((X.shape[0], 1), dtype=X.dtype))
         return sp.hstack([X, ones], format="csr", dtype=X.dtype)
     X = np.asarray(X)
+    if X.dtype == bool or X.dtype.kind not in "fiu":
+        raise TypeError(f"append_bias: X must be a numeric array or scipy.sparse matrix, got dtype {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"append_bias: X must be 2-D, got shape {X.shape}")
     return np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)]))

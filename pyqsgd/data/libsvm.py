@@ -75,6 +75,8 @@ def load_libsvm(path, n_features=None, multiclass=None, *, zero_based=False):
         raise FileNotFoundError(f"{owner}: no such file: '{path}'" +
                                 (" (it is a directory)" if path.is_dir() else ""))
     n_features = check_int(owner, "n_features", n_features, low=1, allow_none=True)
+    if not isinstance(zero_based, (bool, np.bool_)):
+        raise TypeError(f"{owner}: zero_based must be a bool, got {zero_based!r}")
     try:
         X, raw = load_svmlight_file(str(path), dtype=np.float32, zero_based=bool(zero_based))
     except ValueError as e:  # scikit-learn's parser: bad token, index 0 when 1-based, unsorted row...
@@ -92,6 +94,10 @@ def load_libsvm(path, n_features=None, multiclass=None, *, zero_based=False):
                              f"index in '{path}' ({X.shape[1]}{'' if zero_based else ', 1-based'})")
         X.resize((X.shape[0], n_features))
     X = X.tocsr()
+    if not np.all(np.isfinite(X.data)):
+        row = int(np.searchsorted(X.indptr, int(np.flatnonzero(~np.isfinite(X.data))[0]), side="right"))
+        raise ValueError(f"{owner}: '{path}' has a NaN or infinite feature value (in sample {row}, "
+                         "counting from 1); the problems need finite data")
     X.sum_duplicates()  # also sorts the indices
     X.eliminate_zeros()
     return X.astype(np.float32, copy=False), _labels(raw, multiclass, owner, path)

@@ -83,6 +83,7 @@ def synthetic_logistic(n, d, n_workers=None, heterogeneity=0.0, key=0, *, model_
     spec = _Spec(owner, n, d, n_workers, heterogeneity, model_shift, feature_shift, skew, signal,
                  spectrum_decay)
     X, logits, parts = _design(spec, key)
+    _check_finite(owner, spec, logits, "the logits x·w_i")
     y = np.empty(spec.n, dtype=np.float32)
     for i, rows in enumerate(parts):
         u = rng_for(key, TAG_SYNTHETIC, _LOGISTIC_LABELS, i).random(rows.size)
@@ -125,6 +126,7 @@ def synthetic_least_squares(n, d, n_workers=None, heterogeneity=0.0, key=0, *, n
     y = np.empty(spec.n, dtype=np.float32)
     for i, rows in enumerate(parts):
         y[rows] = clean[rows] + noise * rng_for(key, TAG_SYNTHETIC, _LS_NOISE, i).standard_normal(rows.size)
+    _check_finite(owner, spec, y, "the targets y", extra=f", noise={noise!r}")
     return (X, y) if n_workers is None else (X, y, parts)
 
 
@@ -137,6 +139,7 @@ class _Spec:
     """Validated arguments shared by both generators."""
 
     def __init__(self, owner, n, d, n_workers, heterogeneity, model_shift, feature_shift, skew, signal, decay):
+        self.owner = owner
         self.n = check_int(owner, "n", n, low=1)
         self.d = check_int(owner, "d", d, low=1)
         self.m = check_int(owner, "n_workers", n_workers, low=1, high=self.n, allow_none=True) or 1
@@ -148,6 +151,14 @@ class _Spec:
         self.skew = check_float(owner, "skew", skew, low=1.0)
         self.signal = check_float(owner, "signal", signal, low=0.0)
         self.decay = check_float(owner, "spectrum_decay", decay, low=0.0)
+
+
+def _check_finite(owner, spec, values, what, extra=""):
+    """Huge scale parameters overflow float32 (or make inf - inf): refuse rather than return NaN/Inf."""
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{owner}: {what} overflow float32 with signal={spec.signal!r}, "
+                         f"model_shift={spec.model_shift!r}, feature_shift={spec.feature_shift!r}{extra} "
+                         "(heterogeneity sets the shifts); use smaller values")
 
 
 def _design(spec, key):
@@ -168,6 +179,7 @@ def _design(spec, key):
         Xi = mu_i + scales * rng_for(key, TAG_SYNTHETIC, _WORKER_ROWS, i).standard_normal((rows.size, spec.d))
         X[rows] = Xi
         scores[rows] = Xi @ w_i
+    _check_finite(spec.owner, spec, X, "the features X")
     return X, scores, parts
 
 

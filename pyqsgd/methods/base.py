@@ -2,12 +2,17 @@
 each simulation run."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .._params import Params
 from .._validate import check_float
 from ..aggregators import Aggregator, Mean
 from ..compressors import Compressor
+
+# Per-thread shard sizes of the build in progress, by id of the method being built (Method.build).
+_BUILDING = threading.local()
 
 __all__ = ["Method"]
 
@@ -88,7 +93,7 @@ class Method(Params):
         return self.compressors
 
     def _native_compressors(self, d, m):
-        sizes = getattr(self, "_run_sizes", None)
+        sizes = _BUILDING.__dict__.get(id(self))
         cs = self.compressors_for(sizes if sizes is not None else [1.0] * m, d)
         if len(cs) not in (1, m):
             raise ValueError(f"{type(self).__name__}: got {len(cs)} compressors for {m} workers; "
@@ -103,11 +108,19 @@ class Method(Params):
         shard sizes (data volumes), used by methods that adapt compression per worker."""
         if sizes is not None and len(sizes) != m:
             raise ValueError(f"{type(self).__name__}.build: {len(sizes)} shard sizes for {m} workers")
-        self.__dict__["_run_sizes"] = None if sizes is None else [float(s) for s in sizes]
+        # The sizes reach _native_compressors (called from inside _make) through a per-thread
+        # slot keyed by this object, not through the object itself: a method shared by threads
+        # (simulate in a thread pool) must not see another run's shard sizes.
+        slots = _BUILDING.__dict__
+        previous = slots.get(id(self))
+        slots[id(self)] = None if sizes is None else [float(s) for s in sizes]
         try:
             native = self._make(d, m)
         finally:
-            self.__dict__.pop("_run_sizes", None)
+            if previous is None:
+                slots.pop(id(self), None)
+            else:
+                slots[id(self)] = previous
         native.momentum = float(self.server_momentum)
         if self.downlink is not None:
             native.downlink = self.downlink._native

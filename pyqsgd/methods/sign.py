@@ -61,9 +61,9 @@ class LESignSGD(_FixedCompressor, Method):
 
     def _validate(self):
         super()._validate()
-        check_int("LESignSGD", "D", self.D, low=1)
+        check_int("LESignSGD", "D", self.D, low=1, high=2**32 - 1)
         check_float("LESignSGD", "xi", self.xi, low=0.0)
-        check_int("LESignSGD", "t_bar", self.t_bar, low=0)
+        check_int("LESignSGD", "t_bar", self.t_bar, low=0, high=2**32 - 1)
 
     def _make(self, d, m):
         return _core.LESignSGD(int(self.D), float(self.xi), int(self.t_bar))
@@ -155,7 +155,7 @@ class SignSGDFV(SignSGDMV):
         super()._validate()
         check_float("SignSGDFV", "W", self.W, low=0.0, low_open=True)
         check_float("SignSGDFV", "lam", self.lam, low=0.0, high=1.0, low_open=True)
-        check_int("SignSGDFV", "T_in", self.T_in, low=0)
+        check_int("SignSGDFV", "T_in", self.T_in, low=0, high=2**32 - 1)
         check_float("SignSGDFV", "eps", self.eps, low=0.0, low_open=True)
         for name in ("per_coordinate", "oracle", "leave_one_out", "authors_compat"):
             if not isinstance(getattr(self, name), bool):

@@ -49,6 +49,9 @@ def _fmt(v):
 def _as_vectors(vectors, d, key):
     if vectors is None:
         return worst_case_vectors(d, seed=key)
+    if isinstance(vectors, (str, bytes)) or not hasattr(vectors, "__iter__"):
+        raise TypeError(f"check_compressor: vectors must be None, a list or a dict of 1-D arrays, got "
+                        f"{type(vectors).__name__}")
     items = vectors.items() if isinstance(vectors, dict) else ((f"vectors[{i}]", v) for i, v in enumerate(vectors))
     out = {}
     for name, v in items:

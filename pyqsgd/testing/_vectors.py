@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from .._validate import check_int
+
 __all__ = ["worst_case_vectors", "BOUNDS_ONLY"]
 
 # Vectors of wide dynamic range (2^15 for ``natural``): a composition such as
@@ -32,7 +34,8 @@ def worst_case_vectors(d, seed=0):
 
     ``natural`` and ``heavy_tailed`` serve the omega / delta bounds only (see ``BOUNDS_ONLY``).
     """
-    rng = np.random.default_rng(seed)
+    d = check_int("worst_case_vectors", "d", d, low=1)
+    rng = np.random.default_rng(check_int("worst_case_vectors", "seed", seed, low=0))
     signs = rng.choice([-1.0, 1.0], d)
     mixed = signs * rng.uniform(0.3, 1.0, d)
     t = 1.0 / (math.sqrt(d) + 1.0)

@@ -167,7 +167,7 @@ def register(ddp_model, state: HookState):
     if not isinstance(state, HookState):
         raise TypeError(f"pyqsgd.torch.register: state must be a HookState, got {type(state).__name__}")
     if not hasattr(ddp_model, "register_comm_hook"):
-        raise TypeError("pyqsgd.torch.register: expected a torch.nn.parallel.DistributedDataParallel model, got "
+        raise TypeError("pyqsgd.torch.register: ddp_model must be a torch.nn.parallel.DistributedDataParallel model, got "
                         f"{type(ddp_model).__name__}")
     pg = state.process_group
     state._check_world(dist.get_world_size(pg))

@@ -166,11 +166,8 @@ class HookState:
                 raise ValueError(f"HookState: world_size must be a positive int or None, got {world_size!r}")
             world_size = int(world_size)
         self.world_size = world_size
-        self.shard_sizes = None if shard_sizes is None else [int(s) for s in shard_sizes]
-        self.batch_sizes = None if batch_sizes is None else [int(s) for s in batch_sizes]
-        for name, v in (("shard_sizes", self.shard_sizes), ("batch_sizes", self.batch_sizes)):
-            if v is not None and (world_size is not None and len(v) != world_size or min(v) < 1):
-                raise ValueError(f"HookState: {name} needs one positive entry per rank")
+        self.shard_sizes = _rank_sizes("shard_sizes", shard_sizes, world_size)
+        self.batch_sizes = _rank_sizes("batch_sizes", batch_sizes, world_size)
         if observer is not None and not callable(observer):
             raise TypeError("HookState: observer must be callable or None")
         self.observer = observer
@@ -343,6 +340,23 @@ class HookState:
         self.bits_down = int(sd["bits_down"])
         self._buckets = {}
         self._pending = {int(i): b for i, b in sd["buckets"].items()}
+
+
+def _rank_sizes(name, sizes, world_size):
+    """``sizes`` (one positive int per rank) as a list of ints, or None; errors name ``name``."""
+    if sizes is None:
+        return None
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"HookState: {name} must be a sequence of ints (one per rank) or None, got {sizes!r}")
+    out = []
+    for s in sizes:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"HookState: {name} must hold ints (one per rank), got {s!r}")
+        out.append(int(s))
+    if not out or min(out) < 1 or (world_size is not None and len(out) != world_size):
+        raise ValueError(f"HookState: {name} needs one positive entry per rank"
+                         + (f" ({world_size})" if world_size is not None else "") + f", got {out}")
+    return out
 
 
 def _sizes(shapes):

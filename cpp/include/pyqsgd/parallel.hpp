@@ -18,8 +18,12 @@ namespace pyqsgd {
 
 constexpr int64_t kBlock = 1 << 14;  // elements per block (multiple of 64: blocks align to words)
 
+// Threads for the calling thread's kernels: its override if set, else the process setting.
 int get_num_threads();
-void set_num_threads(int n);
+void set_num_threads(int n);  // process-wide
+// The calling thread's override (pyqsgd.threads): -1 = none, 0 = the OpenMP default.
+int thread_override();
+void set_thread_override(int n);
 
 inline int64_t num_blocks(int64_t n, int64_t block = kBlock) { return (n + block - 1) / block; }
 

@@ -1,0 +1,273 @@
+"""TorchProblem: batched (torch.func.vmap over workers) vs a per-worker autograd loop.
+
+    python benchmarks/torch_problems.py            # full run (a few minutes on 2 busy cores)
+    python benchmarks/torch_problems.py --quick    # smoke run, seconds
+
+Setting: a small CNN (Conv2d(1,8,3)-ReLU-Conv2d(8,16,3)-ReLU-Linear(256,10), d = 3818,
+float32) on the bundled digits (8x8 images, n = 1797), EF21 + TopK(ratio=0.01), 100 workers
+on a Dirichlet(alpha=0.5) label split. The digits give 18 samples per worker on average, so
+each worker's batch is min(32, its shard size): unequal batches, i.e. the padded path.
+``batched=True`` computes all workers' gradients of a round in one vmap call;
+``batched=False`` loads the parameters and runs forward/backward once per worker, the way
+Flower or FedLab run their clients. Both run through ``pq.simulate`` with ``log_every=rounds``;
+the full-data loss and gradient it logs at round 0 and at the last round are timed as they run
+(``Timed``) and left out, so rounds/s is the rate of the rounds themselves. torch's thread count is set
+explicitly (``--threads``, default 1 and 2); repeats are interleaved and the best kept, so load
+from other processes hits both paths alike.
+
+Memory: each worker count runs in a fresh process (peaks do not accumulate) on the digits
+replicated 18x (n = 32346, so 1000 workers x batch 32 fit; copies, not new images; 2x in
+``--quick``) with an iid split and batch 32. Each process first warms torch up (one logged
+metric evaluation and one grad_batch call: kernel initialisation and allocator pools are not
+the simulator's), then resets its peak (Linux ``/proc/self/clear_refs``) and runs. The
+simulator holds m x d float64 local vectors, m x d float32 decoded messages and EF21's m x d
+float64 estimates: 20 m d bytes, printed next to the measured increase; grad_batch adds its
+m x d result while it is copied (float32 then float64: 12 m d bytes). The "simulator alone"
+column repeats the run, in another fresh process, with gradients that cost nothing: the
+simulator's own footprint (its per-worker scratch buffers included) apart from the torch problem.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+try:
+    import torch
+except ImportError:  # `pyqsgd bench` runs every script: without torch there is nothing to measure
+    print("torch_problems: skipped, PyTorch is not installed (pip install 'pyqsgd[torch]')")
+    sys.exit(0)
+
+import numpy as np
+
+import pyqsgd as pq
+from pyqsgd.problems_torch import TorchProblem
+from _memory import rss_kb  # benchmarks/_memory.py
+
+RATIO = 0.01
+LR = 0.5
+
+
+def cnn():
+    # Seeded init without touching the caller's global RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3),
+                                   torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * 4 * 4, 10))
+
+
+def digits(copies=1, npz=None):
+    """The digits as (n, 1, 8, 8) images, ``copies`` times; from ``npz`` in the children (the
+    bundled loader imports scikit-learn, seconds a memory row need not spend)."""
+    if npz is None:
+        X, y = pq.data.load_bundled("digits")
+    else:
+        z = np.load(npz)
+        X, y = z["X"], z["y"]
+    return np.tile(X.reshape(-1, 1, 8, 8), (copies, 1, 1, 1)), np.tile(y, copies)
+
+
+class Timed:
+    """The problem as simulate sees it, clocking ``loss`` and ``grad``: with ``grad_batch``
+    present simulate calls those two only to log the full-data metrics."""
+
+    def __init__(self, prob):
+        self.prob, self.seconds = prob, 0.0
+        self.n_samples, self.dim = prob.n_samples, prob.dim
+
+    def _clock(self, f, *args):
+        t0 = time.perf_counter()
+        try:
+            return f(*args)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def loss(self, x):
+        return self._clock(self.prob.loss, x)
+
+    def grad(self, x, indices):
+        return self._clock(self.prob.grad, x, indices)
+
+    def grad_batch(self, x, batches):
+        return self.prob.grad_batch(x, batches)
+
+
+class Free:
+    """A problem whose gradients cost nothing: the same run measures the simulator alone."""
+
+    def __init__(self, n, d):
+        self.n_samples, self.dim, self.x0 = n, d, np.zeros(d)
+
+    def loss(self, x):
+        return 0.0
+
+    def grad(self, x, indices):
+        return np.zeros(self.dim)
+
+    def grad_batch(self, x, batches):
+        return np.full((len(batches), self.dim), 1e-3)
+
+
+def run(prob, parts, batch, rounds, threads):
+    """(rounds/s without the logged metrics, seconds of one metric evaluation, history)."""
+    torch.set_num_threads(threads)
+    pq.set_num_threads(1)  # the simulator's own step (EF21 + TopK) is the same for both paths
+    timed = Timed(prob)
+    t0 = time.perf_counter()
+    hist = pq.simulate(timed, pq.methods.EF21(pq.TopK(ratio=RATIO)), n_workers=len(parts), rounds=rounds, lr=LR,
+                       partition=parts, batch_size=batch, x0=prob.x0, key=0, log_every=max(rounds, 1))
+    seconds = time.perf_counter() - t0
+    return rounds / (seconds - timed.seconds), timed.seconds / 2, hist
+
+
+def _reset_peak():
+    """Resets VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(m, rounds, threads, copies, npz, free):
+    """One configuration in a fresh process: RSS before the run and the peak during it; with
+    ``free``, the simulator alone (its own process: pages a torch warm-up left behind would
+    otherwise absorb its allocations)."""
+    torch.set_num_threads(threads)
+    X, y = digits(copies, npz)
+    parts = pq.data.partition(len(y), m, key=0)
+    if free:
+        d = sum(p.numel() for p in cnn().parameters())
+        reset = _reset_peak()
+        before = rss_kb("VmRSS")
+        run(Free(len(y), d), parts, 32, rounds, threads)
+        print(json.dumps({"free_kb": rss_kb("VmHWM") - before, "reset": reset}))
+        return
+    prob = TorchProblem(cnn(), X, y)
+    # Warm-up: a logged metric evaluation and a full vmap chunk (4096 samples) of worker batches.
+    prob.loss(prob.x0)
+    prob.grad(prob.x0, np.arange(prob.n_samples))
+    prob.grad_batch(prob.x0, [p[:32] for p in parts[:128]])
+    reset = _reset_peak()
+    before = rss_kb("VmRSS")
+    rate, _, hist = run(prob, parts, 32, rounds, threads)
+    print(json.dumps({"m": m, "d": prob.dim, "n": len(y), "before_kb": before, "peak_kb": rss_kb("VmHWM"),
+                      "reset": reset, "rate": rate, "loss": float(hist.loss[-1]),
+                      "data_mb": (prob.X.numel() * 4 + prob.y.numel() * 8) / 2**20}))
+
+
+def speed(args):
+    X, y = digits()
+    parts = pq.data.partition(y, args.workers, scheme="dirichlet", alpha=0.5, key=0)
+    batch = [min(32, len(p)) for p in parts]
+    probs = {"batched": TorchProblem(cnn(), X, y), "loop": TorchProblem(cnn(), X, y, batched=False)}
+    rounds = {"batched": args.rounds, "loop": args.loop_rounds}
+    print(f"data: bundled digits, n={len(y)}, images (1, 8, 8); CNN d={probs['batched'].dim} (float32); "
+          f"{args.workers} workers, Dirichlet(alpha=0.5) split, shard sizes {min(map(len, parts))}-"
+          f"{max(map(len, parts))}, batch min(32, shard) (mean {np.mean(batch):.1f}); EF21(TopK(ratio={RATIO})), "
+          f"lr={LR}; pyqsgd {pq.__version__}, torch {torch.__version__}")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores; "
+          f"torch threads set to {args.threads} in turn (torch.set_num_threads), pq.set_num_threads(1)")
+    for name, prob in probs.items():  # warm-up: first calls initialise torch's kernels
+        run(prob, parts, batch, 1, args.threads[0])
+    best = {(name, t): 0.0 for name in probs for t in args.threads}
+    metric = {}
+    for _ in range(args.repeats):
+        for t in args.threads:
+            for name, prob in probs.items():
+                rate, seconds, _ = run(prob, parts, batch, rounds[name], t)
+                best[name, t] = max(best[name, t], rate)
+                metric[name, t] = min(metric.get((name, t), float("inf")), seconds)
+    # Agreement: the same rounds on both paths (float32 rounding only).
+    r = min(rounds.values())
+    xs = [run(probs[name], parts, batch, r, args.threads[0])[2] for name in probs]
+    rel = np.abs(xs[0].x - xs[1].x).max() / np.abs(xs[1].x).max()
+    load_after = os.getloadavg()[0]
+    print()
+    print(f"| {'path':<44} | {'threads':>7} | {'rounds':>6} | {'rounds/s':>9} | {'vs loop':>7} | "
+          f"{'log (s)':>7} |")
+    print(f"|{'-' * 46}|{'-' * 9}|{'-' * 8}|{'-' * 11}|{'-' * 9}|{'-' * 9}|")
+    for t in args.threads:
+        for name, label in (("loop", "per-worker autograd loop (batched=False)"),
+                            ("batched", "one vmap call per round (batched=True)")):
+            print(f"| {label:<44} | {t:>7} | {rounds[name]:>6} | {best[name, t]:>9.2f} | "
+                  f"{best[name, t] / best['loop', t]:>6.1f}x | {metric[name, t]:>7.3f} |")
+    print("rounds/s: best of the repeats, without the logged metrics; log (s): one full-data loss + gradient")
+    print()
+    for t in args.threads:
+        print(f"speed-up batched vs loop at {t} thread(s): {best['batched', t] / best['loop', t]:.1f}x (target >= 5x)")
+    print(f"load average after: {load_after:.2f}; batched vs loop after {r} rounds: max |dx| / max |x| = {rel:.1e}, "
+          f"loss {xs[0].loss[-1]:.6f} vs {xs[1].loss[-1]:.6f}")
+
+
+def memory(args):
+    import tempfile
+
+    X, y = pq.data.load_bundled("digits")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = os.path.join(tmp, "digits.npz")
+        np.savez(npz, X=X, y=y)
+        for m in args.memory_workers:
+            row = {}
+            for extra in ([], ["--free"]) if args.free_rows else ([],):
+                res = subprocess.run([sys.executable, __file__, "--memory-child", str(m), "--rounds",
+                                      str(args.memory_rounds), "--threads", str(args.threads[0]), "--copies",
+                                      str(args.copies), "--npz", npz] + extra, capture_output=True, text=True)
+                if res.returncode:
+                    sys.exit(f"torch_problems: memory row m={m} {' '.join(extra)} failed:\n{res.stderr}")
+                out = json.loads(res.stdout.strip().splitlines()[-1])
+                out["reset"] = out["reset"] and row.get("reset", True)
+                row.update(out)
+            rows.append(row)
+    first = rows[0]
+    print()
+    print(f"memory: digits x{args.copies} (n={first['n']}, X float32 {first['data_mb']:.1f} MiB with labels), iid "
+          f"split, batch 32, {args.memory_rounds} rounds, batched, one fresh process per row, torch threads "
+          f"{args.threads[0]}; peak reset after warm-up: {all(r['reset'] for r in rows)}")
+    print(f"| {'workers':>7} | {'RSS before run':>14} | {'peak RSS':>9} | {'peak - before':>13} | "
+          f"{'simulator alone':>15} | {'20 m d B':>9} | {'32 m d B':>9} | {'rounds/s':>8} |")
+    print(f"|{'-' * 9}|{'-' * 16}|{'-' * 11}|{'-' * 15}|{'-' * 17}|{'-' * 11}|{'-' * 11}|{'-' * 10}|")
+    for r in rows:
+        md = r["m"] * r["d"] / 2**20
+        free = f"{r['free_kb'] / 1024:>11.1f} MiB" if "free_kb" in r else f"{'(skipped)':>15}"
+        print(f"| {r['m']:>7} | {r['before_kb'] / 1024:>10.1f} MiB | {r['peak_kb'] / 1024:>5.1f} MiB | "
+              f"{(r['peak_kb'] - r['before_kb']) / 1024:>9.1f} MiB | {free} | "
+              f"{20 * md:>5.1f} MiB | {32 * md:>5.1f} MiB | {r['rate']:>8.2f} |")
+    print("peak - before: the CNN run; simulator alone: the same run with gradients that cost nothing; "
+          "20 m d B: simulator state (local vectors f64, decoded messages f32, EF21 estimates f64); "
+          "32 m d B: plus grad_batch's m x d result (f32 + f64 copy)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workers", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=40, help="batched rounds per timing")
+    ap.add_argument("--loop-rounds", type=int, default=10, help="per-worker-loop rounds per timing")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
+    ap.add_argument("--memory-workers", type=lambda s: [int(v) for v in s.split(",")], default=[10, 100, 1000])
+    ap.add_argument("--memory-rounds", type=int, default=5)
+    ap.add_argument("--copies", type=int, default=18, help="replications of the digits for the memory rows")
+    ap.add_argument("--quick", action="store_true")
+    ap.set_defaults(free_rows=True)  # --quick skips the simulator-alone processes
+    ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--npz", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--free", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child is not None:
+        memory_child(args.memory_child, args.rounds, args.threads[0], args.copies, args.npz, args.free)
+        return
+    if args.quick:
+        args.rounds, args.loop_rounds, args.repeats, args.threads = 3, 2, 1, args.threads[:1]
+        args.memory_workers, args.memory_rounds, args.copies, args.free_rows = [100], 2, 2, False
+    speed(args)
+    memory(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,10 +18,14 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS))
+# `python -m sphinx` run from the repository root puts the root first on sys.path, where the
+# source folder pyqsgd/ (no compiled _core) would shadow the installed package: drop it. An
+# editable install is found through its own import hook, which this does not touch.
+sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT]
 
 import _apigen  # noqa: E402
 
-import pyqsgd  # noqa: E402  (the installed package: the source folder has no _core)
+import pyqsgd  # noqa: E402  (the installed package)
 
 # -- environment of the executed notebooks (inherited by the kernels) -------------------------
 # Passive OpenMP waiting on shared CI cores, and the shared LIBSVM files when the checkout sits

@@ -18,10 +18,31 @@ _SMALL_ARGS = {
 }
 
 
+def _int_in(low, high=None, extra=()):
+    """An argparse ``type`` for an int in [low, high] (or one of ``extra``): a bad value is a usage
+    error naming the option (exit status 2), not a traceback from deep inside the run."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value not in extra and (value < low or (high is not None and value > high)):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            alt = "".join(f" or {e}" for e in extra)
+            raise argparse.ArgumentTypeError(f"must be an int {bound}{alt}, got {value}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
 def _demo(args):
     from .demo import run_demo
 
-    run_demo(rounds=args.rounds, n_workers=args.workers, out=args.out, key=args.key)
+    try:
+        run_demo(rounds=args.rounds, n_workers=args.workers, out=args.out, key=args.key)
+    except ValueError as e:  # e.g. more --workers than samples, a figure format matplotlib lacks
+        print(f"pyqsgd demo: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -35,6 +56,10 @@ def _sweep(args):
         print(f"pyqsgd sweep: error: {e}", file=sys.stderr)
         return 2
     if args.out:
+        if Path(args.out).suffix and Path(args.out).suffix.lower() not in (".parquet", ".csv"):
+            print(f"pyqsgd sweep: error: --out must end in .parquet or .csv (or be a folder), got {args.out!r}",
+                  file=sys.stderr)
+            return 2
         cfg["out"] = Path(args.out)
     if args.n_jobs is not None:
         cfg["n_jobs"] = args.n_jobs
@@ -92,11 +117,19 @@ def _plot(args):
     from . import plot
     from .sweeps import load_sweep
 
-    df = load_sweep(args.results)
+    try:
+        df = load_sweep(args.results)
+    except (TypeError, ValueError) as e:
+        print(f"pyqsgd plot: error: results: {e}", file=sys.stderr)
+        return 2
     if not len(df):
         print(f"pyqsgd plot: error: no results at {args.results}", file=sys.stderr)
         return 2
-    plot.convergence(df, x=args.x, y=args.y, hue=args.hue.split(",") if args.hue else None, save=args.out)
+    try:
+        plot.convergence(df, x=args.x, y=args.y, hue=args.hue.split(",") if args.hue else None, save=args.out)
+    except (TypeError, ValueError) as e:  # an unknown --x/--y/--hue column or figure format
+        print(f"pyqsgd plot: error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 
@@ -161,10 +194,10 @@ def build_parser():
     demo = sub.add_parser("demo", help="compare the seed methods on a bundled real dataset (table + PNG)",
                           description="Compares the seed methods on logistic regression over a bundled dataset; "
                                       "prints a table and writes a loss-versus-bits plot.")
-    demo.add_argument("--rounds", type=int, default=300, help="rounds per method (default 300)")
-    demo.add_argument("--workers", type=int, default=10, help="simulated workers (default 10)")
+    demo.add_argument("--rounds", type=_int_in(0, 2**32 - 1), default=300, help="rounds per method (default 300)")
+    demo.add_argument("--workers", type=_int_in(1, 2**32 - 1), default=10, help="simulated workers (default 10)")
     demo.add_argument("--out", default="pyqsgd_demo.png", help="plot file (PNG or PDF)")
-    demo.add_argument("--key", type=int, default=0, help="random key")
+    demo.add_argument("--key", type=_int_in(0, 2**64 - 1), default=0, help="random key")
     demo.set_defaults(func=_demo)
 
     sw = sub.add_parser("sweep", help="run a resumable parameter sweep from a TOML config",
@@ -173,7 +206,7 @@ def build_parser():
                                     "stored as they complete; rerunning skips them.")
     sw.add_argument("config", help="the TOML config file")
     sw.add_argument("--out", help="override the config's out (.parquet, .csv or folder)")
-    sw.add_argument("--n-jobs", type=int, help="override the config's n_jobs")
+    sw.add_argument("--n-jobs", type=_int_in(1, extra=(-1,)), help="override the config's n_jobs")
     where = sw.add_mutually_exclusive_group()
     where.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://HOST:PORT)")
     where.add_argument("--ray", metavar="ADDRESS", help="run on the Ray cluster at ADDRESS (auto, HOST:PORT or "

@@ -126,6 +126,8 @@ def _read_toml(path):
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file (path must name a .toml file)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
@@ -139,6 +141,10 @@ def load_config(path, check=True):
     from .experiment import SIMULATE_ARGS, ProblemSpec, Spec
     from .sweeps import _n_jobs, _seeds, expand_grid
 
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"load_config: path must be a str or os.PathLike, got {path!r}")
+    if not isinstance(check, bool):
+        raise TypeError(f"load_config: check must be a bool, got {check!r}")
     path = Path(path)
     cfg = _read_toml(path)
     try:

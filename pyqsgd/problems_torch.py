@@ -50,8 +50,8 @@ def _as_tensor(v, name):
     if isinstance(v, torch.Tensor):
         return v.detach()
     a = np.asarray(v)
-    if a.dtype == object:
-        raise TypeError(f"{_OWNER}: {name} must be a numeric tensor or array, got dtype object")
+    if a.dtype.kind in "OSUV":  # object, bytes, str, void: torch.from_numpy would fail unnamed
+        raise TypeError(f"{_OWNER}: {name} must be a numeric tensor or array, got dtype {a.dtype}")
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
@@ -228,7 +228,11 @@ class TorchProblem:
         xb, yb = self.X[:b], self.y[:b]
         params = self._params(self._tensor(self.x0))
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the user's global RNG is left as it was
-            out, again = (functional_call(self._module, params, (xb,)) for _ in range(2))
+            try:
+                out, again = (functional_call(self._module, params, (xb,)) for _ in range(2))
+            except RuntimeError as e:  # e.g. X with the wrong number of features for the model
+                raise ValueError(f"{_OWNER}: the model cannot run on X of shape {tuple(self.X.shape)} "
+                                 f"(samples of shape {tuple(self.X.shape[1:])}): {e}") from e
         if not isinstance(out, torch.Tensor) or out.ndim == 0 or out.shape[0] != b:
             raise ValueError(f"{_OWNER}: model must return a tensor with one row per input sample, got "
                              f"{getattr(out, 'shape', type(out).__name__)} for {b} samples")
@@ -278,6 +282,9 @@ class TorchProblem:
         return torch.from_numpy(x).to(self.device, self.dtype)
 
     def _point(self, x, where, batch=False):
+        if x is None or isinstance(x, (str, bytes)) or np.asarray(x).dtype.kind not in "iuf":
+            got = f"dtype {np.asarray(x).dtype}" if x is not None and not isinstance(x, (str, bytes)) else repr(x)
+            raise TypeError(f"{_OWNER}.{where}: x must be a real numeric array, got {got}")
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.shape[-1:] != (self.dim,) or x.ndim != 1 and not (batch and x.ndim == 2):
             want = "(dim,) or (workers, dim)" if batch else "(dim,)"
@@ -378,6 +385,9 @@ class TorchProblem:
         x = self._point(x, "grad_batch", batch=True)
         if isinstance(batches, np.ndarray) and batches.ndim == 2:
             batches = list(batches)
+        if isinstance(batches, (str, bytes)) or not isinstance(batches, (list, tuple)):
+            raise TypeError(f"{_OWNER}.grad_batch: batches must be a list of index arrays (or a 2-D int array), "
+                            f"got {type(batches).__name__}")
         idx = [self._idx(b, f"grad_batch (batches[{j}])") for j, b in enumerate(batches)]
         if not idx:
             raise ValueError(f"{_OWNER}.grad_batch: batches must list at least one index array")

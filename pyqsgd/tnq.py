@@ -50,6 +50,21 @@ _GAMMAS = ("mean", "median")
 _RULES = ("laplace", "laplace_uniform")
 
 
+def _real_array(owner, name, x, empty_ok=False):
+    """``x`` as a float64 array; bool/complex/str/object input is a TypeError, NaN/Inf a ValueError."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{owner}: {name} must be a real numeric array, got {x!r}")
+    a = np.asarray(x)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{owner}: {name} must be a real numeric array, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not empty_ok and a.size == 0:
+        raise ValueError(f"{owner}: {name} must be non-empty")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{owner}: {name} contains NaN or Inf")
+    return a
+
+
 # ---- closed forms (NumPy, float64: for users, plots and as test references) -------------------
 
 def intervals(bits):
@@ -63,9 +78,9 @@ def lambert_w(x):
     >>> round(float(lambert_w(1.0)), 12)      # the omega constant
     0.56714329041
     """
-    x = np.asarray(x, dtype=np.float64)
-    if np.any(~np.isfinite(x)) or np.any(x < 0):
-        raise ValueError("lambert_w: x must be finite and >= 0")
+    x = _real_array("lambert_w", "x", x, empty_ok=True)
+    if np.any(x < 0):
+        raise ValueError("lambert_w: x must be >= 0")
     w = np.where(x <= np.e, np.log1p(x), np.log(np.maximum(x, np.e)) - np.log(np.log(np.maximum(x, np.e))))
     for _ in range(100):
         ew = np.exp(w)
@@ -153,6 +168,8 @@ def theory(bits, gamma=1.0, alpha=None, uniform=False):
     """
     s = intervals(bits)
     gamma = _gamma_arg("theory", gamma)
+    if not isinstance(uniform, (bool, np.bool_)):
+        raise TypeError(f"theory: uniform must be a bool, got {uniform!r}")
     if alpha is None:
         alpha = uniform_threshold(bits, gamma) if uniform else optimal_threshold(bits, gamma)
     alpha = check_float("theory", "alpha", alpha, low=0.0)
@@ -186,10 +203,10 @@ def expected_mse(x, levels):
     >>> (e.bias_sq, e.variance)
     (2.0, 0.125)
     """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    lv = np.asarray(levels, dtype=np.float64).ravel()
-    if lv.size < 2 or np.any(np.diff(lv) < 0):
-        raise ValueError("expected_mse: levels must be a non-decreasing table of at least 2 values")
+    x = _real_array("expected_mse", "x", x).ravel()
+    lv = _real_array("expected_mse", "levels", levels, empty_ok=True)
+    if lv.ndim != 1 or lv.size < 2 or np.any(np.diff(lv) < 0):
+        raise ValueError("expected_mse: levels must be a 1-D non-decreasing table of at least 2 values")
     h = np.clip(x, lv[0], lv[-1])
     i = np.searchsorted(lv[1:-1], h, side="right")
     var = (h - lv[i]) * (lv[i + 1] - h)

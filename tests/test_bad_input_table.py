@@ -8,6 +8,9 @@ message names the parameter; ``match`` below holds that name. Cells the table re
 """
 import math
 import os
+import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -983,6 +986,109 @@ bad("plot", R, "convergence(y='nope')", lambda: _plot("convergence", HIST, y="no
 bad("plot", R, "vote_weights of a non-vote run", lambda: _plot("vote_weights", HIST), VE, "has no vote weights")
 
 
+# ---- tnq closed forms -----------------------------------------------------------------------
+TNQ = pq.tnq
+for name, f in {"optimal_threshold": TNQ.optimal_threshold, "uniform_threshold": TNQ.uniform_threshold,
+                "laplace_levels": TNQ.laplace_levels, "theory": TNQ.theory}.items():
+    n = "tnq closed forms"
+    bad(n, NA, f"{name}(gamma=nan)", lambda f=f: f(2, NAN), VE, f"{name}: gamma must be finite")
+    bad(n, DT, f"{name}(bits=2.0)", lambda f=f: f(2.0), TE, "bits must be an int")
+    bad(n, DT, f"{name}(gamma=1j)", lambda f=f: f(2, 1j), TE, f"{name}: gamma must be a real number")
+    bad(n, SH, f"{name}(gamma=[1.0])", lambda f=f: f(2, [1.0]), TE, f"{name}: gamma must be a real number")
+    bad(n, TY, f"{name}(gamma='1')", lambda f=f: f(2, "1"), TE, f"{name}: gamma must be a real number")
+    bad(n, R, f"{name}(bits=0)", lambda f=f: f(0), VE, "bits must be >= 1")
+    bad(n, R, f"{name}(bits=17)", lambda f=f: f(17), VE, "bits must be <= 16")
+    bad(n, R, f"{name}(gamma=-1)", lambda f=f: f(2, -1.0), VE, f"{name}: gamma must be >= 0")
+n = "tnq closed forms"
+bad(n, NA, "optimal_threshold(gamma=inf)", lambda: TNQ.optimal_threshold(2, INF), VE, "gamma must be finite")
+bad(n, NA, "laplace_levels(alpha=nan)", lambda: TNQ.laplace_levels(2, 1.0, alpha=NAN), VE, "alpha must be finite")
+bad(n, NA, "uniform_levels(alpha=inf)", lambda: TNQ.uniform_levels(2, INF), VE, "alpha must be finite")
+bad(n, NA, "theory(alpha=nan)", lambda: TNQ.theory(2, 1.0, alpha=NAN), VE, "theory: alpha must be finite")
+bad(n, NA, "intervals(bits=nan)", lambda: TNQ.intervals(NAN), TE, "intervals: bits must be an int")
+bad(n, E, "uniform_levels() without alpha", lambda: TNQ.uniform_levels(2), TE, "alpha")
+bad(n, E, "intervals() without bits", lambda: TNQ.intervals(), TE, "bits")
+bad(n, DT, "intervals(bits=True)", lambda: TNQ.intervals(True), TE, "intervals: bits must be an int")
+bad(n, SH, "intervals(bits=[2])", lambda: TNQ.intervals([2]), TE, "intervals: bits must be an int")
+bad(n, TY, "uniform_levels(alpha=None)", lambda: TNQ.uniform_levels(2, None), TE, "alpha must be a real number")
+bad(n, TY, "theory(uniform='no')", lambda: TNQ.theory(2, uniform="no"), TE, "theory: uniform must be a bool")
+bad(n, R, "uniform_levels(alpha=-1)", lambda: TNQ.uniform_levels(2, -1.0), VE, "alpha must be >= 0")
+bad(n, R, "laplace_levels(alpha=-1)", lambda: TNQ.laplace_levels(2, 1.0, alpha=-1.0), VE, "alpha must be >= 0")
+ok(n, R, "gamma=0 (a zero vector's scale)", lambda: TNQ.theory(2, 0.0))
+
+n = "tnq.lambert_w / expected_mse"
+LW, MSE = TNQ.lambert_w, TNQ.expected_mse
+bad(n, NA, "lambert_w(nan)", lambda: LW(NAN), VE, "lambert_w: x contains NaN or Inf")
+bad(n, NA, "expected_mse(x with nan)", lambda: MSE([NAN], [-1, 1]), VE, "expected_mse: x contains NaN or Inf")
+bad(n, NA, "expected_mse(x with inf)", lambda: MSE([INF], [-1, 1]), VE, "expected_mse: x contains NaN or Inf")
+bad(n, NA, "expected_mse(levels ±inf)", lambda: MSE([0.5], [-INF, INF]), VE, "levels contains NaN or Inf")
+bad(n, E, "expected_mse(x=[])", lambda: MSE([], [-1, 1]), VE, "expected_mse: x must be non-empty")
+bad(n, E, "expected_mse(levels=[])", lambda: MSE([0.5], []), VE, "levels must be a 1-D non-decreasing table")
+ok(n, E, "lambert_w([]) is empty (elementwise)", lambda: LW([]).shape == (0,) or pytest.fail("not empty"))
+bad(n, DT, "lambert_w(1j)", lambda: LW(1j), TE, "lambert_w: x must be a real numeric array")
+bad(n, DT, "lambert_w(True)", lambda: LW(True), TE, "lambert_w: x must be a real numeric array")
+bad(n, DT, "expected_mse(x complex)", lambda: MSE([1j], [-1, 1]), TE, "expected_mse: x must be a real numeric")
+bad(n, DT, "expected_mse(x str)", lambda: MSE(["a"], [-1, 1]), TE, "expected_mse: x must be a real numeric")
+bad(n, DT, "expected_mse(x bool)", lambda: MSE([True], [-1, 1]), TE, "expected_mse: x must be a real numeric")
+ok(n, DT, "expected_mse(int x, float32 levels)", lambda: MSE([0, 1], np.float32([-1, 1])))
+bad(n, SH, "expected_mse(levels 2-D)", lambda: MSE([0.5], [[-1, 1]]), VE, "levels must be a 1-D")
+ok(n, SH, "lambert_w 2-D (elementwise)", lambda: LW(np.ones((2, 2))))
+ok(n, SH, "expected_mse(x 2-D: flattened)", lambda: MSE(np.zeros((2, 2)), [-1, 1]))
+bad(n, TY, "lambert_w(None)", lambda: LW(None), TE, "lambert_w: x must be a real numeric array")
+bad(n, TY, "lambert_w('a')", lambda: LW("a"), TE, "lambert_w: x must be a real numeric array")
+bad(n, TY, "expected_mse(x=None)", lambda: MSE(None, [-1, 1]), TE, "expected_mse: x must be a real numeric")
+bad(n, TY, "expected_mse(levels=None)", lambda: MSE([0.5], None), TE, "expected_mse: levels must be a real")
+bad(n, R, "lambert_w(-1)", lambda: LW(-1.0), VE, "lambert_w: x must be >= 0")
+bad(n, R, "expected_mse(levels unsorted)", lambda: MSE([0.5], [1, -1]), VE, "levels must be a 1-D non-decreasing")
+
+
+# ---- config ---------------------------------------------------------------------------------
+import pyqsgd.config as pqc  # noqa: E402 - not imported by `import pyqsgd`
+
+CFG = ('[method]\nname = "EF21"\ncompressor = { name = "TopK", k = 2 }\n'
+       '[simulate]\nn_workers = 2\nrounds = 1\nlr = 0.1\n')
+
+
+def _cfg(text, name="c.toml"):
+    """load_config on a file holding ``text`` (written next to the LIBSVM test files)."""
+    path = os.path.join(FILES["dir"], name)
+    with open(path, "w") as f:
+        f.write(text)
+    return pqc.load_config(path)
+
+
+n = "config.load_config"
+CE = pqc.ConfigError
+bad(n, NA, "lr = nan", lambda: _cfg(CFG.replace("lr = 0.1", "lr = nan")), CE, "simulate.lr: .*lr must be finite")
+bad(n, NA, "ratio = inf", lambda: _cfg(CFG.replace("k = 2", "ratio = inf")), CE,
+    "method.compressor: TopK: ratio must be finite")
+bad(n, NA, "[problem] l2 = nan", lambda: _cfg('[problem]\nname = "logistic"\ndataset = "breast_cancer"\n'
+                                              'l2 = nan\n' + CFG), CE, "problem: ProblemSpec: l2 must be finite")
+bad(n, E, "empty file", lambda: _cfg(""), CE, r"method: missing required table \[method\]")
+bad(n, E, "grid value []", lambda: _cfg(CFG + "[grid]\nlr = []\n"), CE, "grid.lr: empty list")
+bad(n, E, "load_config() without path", lambda: pqc.load_config(), TE, "path")
+bad(n, DT, "k = 2.0", lambda: _cfg(CFG.replace("k = 2", "k = 2.0")), CE, "method.compressor: TopK: k must be an int")
+bad(n, DT, "n_workers = '2'", lambda: _cfg(CFG.replace("n_workers = 2", 'n_workers = "2"')), CE,
+    "simulate.n_workers: .*n_workers must be an int")
+bad(n, SH, "grid value a scalar", lambda: _cfg(CFG + "[grid]\nlr = 0.1\n"), CE, "grid.lr: expected a list")
+bad(n, SH, "seeds = [[1]]", lambda: _cfg("seeds = [[1]]\n" + CFG), CE, "seeds: .*seeds must be")
+bad(n, TY, "path=None", lambda: pqc.load_config(None), TE, "load_config: path must be a str")
+bad(n, TY, "check='yes'", lambda: pqc.load_config("c.toml", check="yes"), TE, "load_config: check must be")
+bad(n, TY, "method = 'EF21'", lambda: _cfg('method = "EF21"\n'), CE, "method: expected a table")
+bad(n, TY, "seeds = 'a'", lambda: _cfg('seeds = "a"\n' + CFG), CE, "seeds: .*seeds must be")
+bad(n, TY, "not TOML", lambda: _cfg("[[["), CE, "not valid TOML")
+bad(n, TY, "a folder", lambda: pqc.load_config(FILES["dir"]), CE, "is a folder, not a config file")
+bad(n, TY, "no such file", lambda: pqc.load_config(os.path.join(FILES["dir"], "nope.toml")), CE,
+    "no such config file")
+bad(n, R, "k = 0", lambda: _cfg(CFG.replace("k = 2", "k = 0")), CE, "method.compressor: TopK: k must be >= 1")
+bad(n, R, "seeds = [-1]", lambda: _cfg("seeds = [-1]\n" + CFG), CE, "seeds: .*non-negative")
+bad(n, R, "n_jobs = 0", lambda: _cfg("n_jobs = 0\n" + CFG), CE, "n_jobs: .*n_jobs must be a positive int")
+bad(n, R, "out = 'r.xlsx'", lambda: _cfg('out = "r.xlsx"\n' + CFG), CE, "out: must end in .parquet or .csv")
+bad(n, R, "rounds = -1", lambda: _cfg(CFG.replace("rounds = 1", "rounds = -1")), CE, "simulate.rounds")
+bad(n, R, "unknown key", lambda: _cfg("foo = 1\n" + CFG), CE, "foo: unknown key 'foo' at top level")
+bad(n, R, "unknown class", lambda: _cfg(CFG.replace('"TopK"', '"Top"')), CE, "method.compressor.name: unknown class")
+ok(n, TY, "a pathlib.Path", lambda: _cfg(CFG) and pqc.load_config(__import__("pathlib").Path(FILES["dir"], "c.toml")))
+
+
 @pytest.mark.parametrize("call, exc, match", CELLS)
 def test_rejected(call, exc, match):
     with warnings.catch_warnings():
@@ -1059,3 +1165,171 @@ def test_cells_are_well_formed():
         assert col in columns and label, p.id
         rows.setdefault(row, set()).add(col)
     assert len(rows) >= 60
+
+
+# ---- TorchProblem (pyqsgd.problems_torch; skips without torch) ------------------------------
+def _tp():
+    pytest.importorskip("torch", reason="pyqsgd.problems_torch needs PyTorch (pip install 'pyqsgd[torch]')")
+    import torch
+
+    from pyqsgd.problems_torch import TorchProblem
+
+    torch.manual_seed(0)
+    return torch, TorchProblem, torch.nn.Linear(4, 2)
+
+
+def _tp_call(make):
+    torch, TP, model = _tp()
+    return make(torch, TP, model)
+
+
+def _tp_method(call):
+    """``call(problem, x0)`` on a small fitted problem (a Linear(4, 2) classifier of A, C)."""
+    torch, TP, model = _tp()
+    p = TP(model, A, C)
+    return call(p, np.zeros(p.dim))
+
+
+TPN = "TorchProblem"
+TP_CELLS = [
+    (TPN, NA, "X with nan", lambda t, TP, m: TP(m, np.where(A > 1, np.nan, A), C), VE, "X contains NaN or Inf"),
+    (TPN, NA, "y with nan (mse)", lambda t, TP, m: TP(m, A, np.full((40, 2), np.nan), loss="mse"), VE,
+     "y contains NaN or Inf"),
+    (TPN, E, "X of shape (0, 4)", lambda t, TP, m: TP(m, A[:0], C[:0]), VE, "X must hold at least one sample"),
+    (TPN, E, "no y", lambda t, TP, m: TP(m, A), TE, "'y'"),
+    (TPN, DT, "X complex", lambda t, TP, m: TP(m, A.astype(complex), C), TE, "X must be real numeric"),
+    (TPN, DT, "X str", lambda t, TP, m: TP(m, A.astype(str), C), TE, "X must be a numeric tensor or array"),
+    (TPN, DT, "float labels for cross_entropy", lambda t, TP, m: TP(m, A, C.astype(float)), TE,
+     "needs integer class labels y"),
+    (TPN, DT, "eval_chunk=2.0", lambda t, TP, m: TP(m, A, C, eval_chunk=2.0), TE, "eval_chunk must be an int"),
+    (TPN, SH, "y of length 3", lambda t, TP, m: TP(m, A, C[:3]), VE, r"y must have one entry per sample of X \(40\)"),
+    (TPN, SH, "X with 3 features for Linear(4, 2)", lambda t, TP, m: TP(m, A[:, :3], C), VE,
+     r"model cannot run on X of shape \(40, 3\)"),
+    (TPN, SH, "class labels 2-D", lambda t, TP, m: TP(m, A, C[:, None]), VE, "class labels y must be 1-D"),
+    (TPN, TY, "model=None", lambda t, TP, m: TP(None, A, C), TE, "model must be a torch.nn.Module"),
+    (TPN, TY, "X=None", lambda t, TP, m: TP(m, None, C), TE, "X must be a numeric tensor or array"),
+    (TPN, TY, "loss=1", lambda t, TP, m: TP(m, A, C, loss=1), TE, "loss must be a name or a callable"),
+    (TPN, TY, "batched=1", lambda t, TP, m: TP(m, A, C, batched=1), TE, "batched must be True or False"),
+    (TPN, TY, "max_samples='a'", lambda t, TP, m: TP(m, A, C, max_samples="a"), TE, "max_samples must be an int"),
+    (TPN, R, "loss='x'", lambda t, TP, m: TP(m, A, C, loss="x"), VE, "unknown loss 'x'"),
+    (TPN, R, "eval_chunk=0", lambda t, TP, m: TP(m, A, C, eval_chunk=0), VE, "eval_chunk must be >= 1"),
+    (TPN, R, "max_samples=0", lambda t, TP, m: TP(m, A, C, max_samples=0), VE, "max_samples must be >= 1"),
+    (TPN, R, "labels -1", lambda t, TP, m: TP(m, A, C - 1), VE, "class labels y must be >= 0"),
+    (TPN, R, "label 2 for 2 outputs", lambda t, TP, m: TP(m, A, C + 1), VE, r"labels must lie in \[0, 2\)"),
+]
+TPM = "TorchProblem.loss / grad / grad_batch / to_module / accuracy"
+TPM_CELLS = [
+    (TPM, E, "loss(x=[])", lambda p, x: p.loss([]), VE, r"loss: x must have shape \(dim,\)"),
+    (TPM, E, "grad(indices=[])", lambda p, x: p.grad(x, []), VE, "grad: indices must be non-empty"),
+    (TPM, E, "grad_batch(batches=[])", lambda p, x: p.grad_batch(x, []), VE, "batches must list at least one"),
+    (TPM, E, "accuracy(indices=[])", lambda p, x: p.accuracy(x, []), VE, "accuracy: indices must be non-empty"),
+    (TPM, DT, "loss(x complex)", lambda p, x: p.loss(x.astype(complex)), TE, "loss: x must be a real numeric array"),
+    (TPM, DT, "loss(x bool)", lambda p, x: p.loss(x.astype(bool)), TE, "loss: x must be a real numeric array"),
+    (TPM, DT, "grad(indices float)", lambda p, x: p.grad(x, [0.5]), TE, "grad: indices must be integers"),
+    (TPM, SH, "loss(x of length 3)", lambda p, x: p.loss(np.zeros(3)), VE, r"x must have shape \(dim,\) with dim=10"),
+    (TPM, SH, "grad_batch(3 points, 2 batches)", lambda p, x: p.grad_batch(np.zeros((3, x.size)), [[0], [1]]), VE,
+     "x has 3 rows for 2 batches"),
+    (TPM, SH, "to_module(x of length 2)", lambda p, x: p.to_module(np.zeros(2)), VE, "to_module: x must have shape"),
+    (TPM, SH, "accuracy(x of length 2)", lambda p, x: p.accuracy(np.zeros(2)), VE, "x must have shape"),
+    (TPM, TY, "loss(x=None)", lambda p, x: p.loss(None), TE, "loss: x must be a real numeric array"),
+    (TPM, TY, "to_module(x='a')", lambda p, x: p.to_module("a"), TE, "to_module: x must be a real numeric array"),
+    (TPM, TY, "grad(indices='a')", lambda p, x: p.grad(x, "a"), TE, "grad: indices must be integers"),
+    (TPM, TY, "grad_batch(batches=None)", lambda p, x: p.grad_batch(x, None), TE, "batches must be a list"),
+    (TPM, TY, "grad_batch(batches=5)", lambda p, x: p.grad_batch(x, 5), TE, "batches must be a list"),
+    (TPM, R, "grad(index 40 of 40)", lambda p, x: p.grad(x, [40]), VE, r"indices must lie in \[0, 40\)"),
+    (TPM, R, "grad(index -1)", lambda p, x: p.grad(x, [-1]), VE, r"indices must lie in \[0, 40\)"),
+    (TPM, R, "accuracy(index 40)", lambda p, x: p.accuracy(x, [40]), VE, r"accuracy: indices must lie in"),
+]
+
+
+@pytest.mark.parametrize("call, exc, match", [pytest.param(c, e, m, id=f"{r}|{col}|{label}")
+                                              for r, col, label, c, e, m in TP_CELLS])
+def test_torch_problem_rejected(call, exc, match):
+    with pytest.raises(exc, match=match):
+        _tp_call(call)
+
+
+@pytest.mark.parametrize("call, exc, match", [pytest.param(c, e, m, id=f"{r}|{col}|{label}")
+                                              for r, col, label, c, e, m in TPM_CELLS])
+def test_torch_problem_methods_rejected(call, exc, match):
+    with pytest.raises(exc, match=match):
+        _tp_method(call)
+
+
+def test_torch_problem_accuracy_of_a_regression_is_refused():
+    torch, TP, _ = _tp()
+    p = TP(torch.nn.Linear(4, 1), A, A[:, :1], loss="mse")
+    with pytest.raises(VE, match="accuracy: needs integer class labels"):
+        p.accuracy(np.zeros(p.dim))
+
+
+def test_torch_problem_non_finite_model_is_nan_by_design():
+    # Like MLPProblem: simulate's Python path reads a non-finite loss or gradient as divergence.
+    p = _tp_method(lambda p, x: p)
+    assert math.isnan(p.loss(np.full(p.dim, np.nan)))
+    assert np.isnan(p.grad(np.full(p.dim, np.nan), [0])).all()
+
+
+# ---- the command line (pyqsgd ...): exit status 2 and a message naming the argument ----------
+def _cli_cfg(text=CFG, name="cli.toml"):
+    path = os.path.join(FILES["dir"], name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+CLI = [  # (column, label, argv (callable: files exist at run time), stderr must match)
+    (NA, "demo --key nan", lambda: ["demo", "--key", "nan"], "argument --key: invalid int value: 'nan'"),
+    (NA, "sweep: lr = nan in the config", lambda: ["sweep", _cli_cfg(CFG.replace("lr = 0.1", "lr = nan")),
+                                                   "--dry-run"], "simulate.lr: .*lr must be finite"),
+    (E, "no sub-command", lambda: [], "the following arguments are required"),
+    (E, "sweep without a config", lambda: ["sweep"], "required: config"),
+    (E, "sweep: an empty config", lambda: ["sweep", _cli_cfg(""), "--dry-run"], r"missing required table \[method\]"),
+    (DT, "demo --rounds 2.5", lambda: ["demo", "--rounds", "2.5"], "argument --rounds: invalid int value"),
+    (DT, "sweep --n-jobs 2.5", lambda: ["sweep", _cli_cfg(), "--n-jobs", "2.5"], "argument --n-jobs: invalid int"),
+    (TY, "unknown sub-command", lambda: ["nope"], "invalid choice: 'nope'"),
+    (TY, "sweep: a folder as config", lambda: ["sweep", FILES["dir"]], "is a folder, not a config file"),
+    (TY, "sweep: not TOML", lambda: ["sweep", _cli_cfg("[[[")], "not valid TOML"),
+    (TY, "sweep: missing config", lambda: ["sweep", "nope.toml"], "no such config file"),
+    (TY, "plot: results not a sweep", lambda: ["plot", FILES["ok"]], "results: .*out must end in .parquet or .csv"),
+    (R, "demo --rounds -1", lambda: ["demo", "--rounds", "-1"], r"argument --rounds: must be an int in \[0,"),
+    (R, "demo --workers 0", lambda: ["demo", "--workers", "0"], r"argument --workers: must be an int in \[1,"),
+    (R, "demo --key -1", lambda: ["demo", "--key", "-1"], r"argument --key: must be an int in \[0,"),
+    (R, "sweep --n-jobs 0", lambda: ["sweep", _cli_cfg(), "--n-jobs", "0", "--dry-run"],
+     "argument --n-jobs: must be an int >= 1 or -1"),
+    (R, "sweep --out r.xlsx", lambda: ["sweep", _cli_cfg(), "--out", "r.xlsx", "--dry-run"],
+     "--out must end in .parquet or .csv"),
+    (R, "sweep: k = 0 in the config", lambda: ["sweep", _cli_cfg(CFG.replace("k = 2", "k = 0")), "--dry-run"],
+     "method.compressor: TopK: k must be >= 1"),
+    (R, "bench: unknown benchmark", lambda: ["bench", "nope", "--dir", _bench_dir()], "unknown benchmark 'nope'"),
+]
+
+
+def _bench_dir():
+    d = os.path.join(FILES["dir"], "bench")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "one.py"), "w") as f:
+        f.write("")
+    return d
+
+
+@pytest.mark.parametrize("argv, match", [pytest.param(a, m, id=f"cli|{col}|{label}") for col, label, a, m in CLI])
+def test_cli_rejected(argv, match, capsys):
+    from pyqsgd.cli import main
+
+    try:
+        status = main(argv())
+    except SystemExit as e:  # argparse: usage error
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert re.search(match, err), err
+    assert "Traceback" not in err
+
+
+def test_cli_bad_argument_in_a_process_has_no_traceback():
+    # The in-process tests above call main(); this checks the real entry point once.
+    r = subprocess.run([sys.executable, "-m", "pyqsgd", "demo", "--workers", "0"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "argument --workers" in r.stderr and "Traceback" not in r.stderr

@@ -254,8 +254,11 @@ class Plan:
         data = _dumps(runner, "run function", self.cloud)
         if len(data) <= LARGE:
             return _Shipped(runner, data)
-        if _is_dask(self.executor):  # workers keep the scattered runner in memory, unpickled
-            return self.executor._client.scatter(runner, broadcast=True, hash=False)
+        if _is_dask(self.executor):
+            # Scattered to every worker once; as a _Shipped, so that a worker that deserializes
+            # it again (Dask may, e.g. when it copies the data between workers under load)
+            # finds the runner in its process cache instead of unpickling it once more.
+            return self.executor._client.scatter(_Shipped(runner, data), broadcast=True, hash=False)
         if isinstance(self.executor, RayExecutor):  # fetched by a worker process on first use only
             return _Shipped(runner, data, self.executor.share(data))
         folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="pyqsgd-sweep-"))

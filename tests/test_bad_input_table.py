@@ -1327,9 +1327,10 @@ def test_cli_rejected(argv, match, capsys):
     assert "Traceback" not in err
 
 
-def test_cli_bad_argument_in_a_process_has_no_traceback():
-    # The in-process tests above call main(); this checks the real entry point once.
+def test_cli_bad_argument_in_a_process_has_no_traceback(tmp_path):
+    # The in-process tests above call main(); this checks the real entry point once. cwd: not the
+    # repository root, where `python -m` would import the source folder instead of the package.
     r = subprocess.run([sys.executable, "-m", "pyqsgd", "demo", "--workers", "0"], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert "argument --workers" in r.stderr and "Traceback" not in r.stderr

@@ -35,6 +35,6 @@ python .ci/sanitize_canary.py
 # The selection: compressors (incl. wire and integrity), simulation, sign methods,
 # sweeps, plus the fuzz harness on its seeds. -p no:cacheprovider: nothing written into the clone.
 pytest -q -p no:cacheprovider -m "not (slow or notebooks or examples)" \
-  tests/compressors tests/test_sim_*.py tests/test_sign_methods.py tests/test_sweep.py \
+  tests/compressors tests/test_sim_*.py tests/test_sign_methods.py tests/test_sweep.py tests/test_streaming_state.py \
   tests/test_fuzz_targets.py
 echo "sanitize: build $((built - start)) s, tests $(($(date +%s) - built)) s"

@@ -19,12 +19,14 @@ Memory: each worker count runs in a fresh process (peaks do not accumulate) on t
 replicated 18x (n = 32346, so 1000 workers x batch 32 fit; copies, not new images; 2x in
 ``--quick``) with an iid split and batch 32. Each process first warms torch up (one logged
 metric evaluation and one grad_batch call: kernel initialisation and allocator pools are not
-the simulator's), then resets its peak (Linux ``/proc/self/clear_refs``) and runs. The
-simulator holds m x d float64 local vectors, m x d float32 decoded messages and EF21's m x d
-float64 estimates: 20 m d bytes, printed next to the measured increase; grad_batch adds its
-m x d result while it is copied (float32 then float64: 12 m d bytes). The "simulator alone"
-column repeats the run, in another fresh process, with gradients that cost nothing: the
-simulator's own footprint (its per-worker scratch buffers included) apart from the torch problem.
+the simulator's), then resets its peak (Linux ``/proc/self/clear_refs``) and runs, once with
+float64 and once with float32 method state (``simulate(state_dtype=...)``). The simulator
+streams EF21's workers a chunk at a time (docs/guides/memory.md): what grows with m is the
+m x d float64 gradient matrix the Python path fills each round (8 m d bytes) and EF21's m x d
+estimates (8 or 4 m d bytes), i.e. 16 or 12 m d bytes, printed next to the measured increase;
+grad_batch's float32 result (4 m d bytes) exists while it is copied in. The "simulator alone"
+column repeats the float64 run, in another fresh process, with gradients that cost nothing: the
+simulator's own footprint apart from the torch problem.
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ import numpy as np
 
 import pyqsgd as pq
 from pyqsgd.problems_torch import TorchProblem
-from _memory import rss_kb  # benchmarks/_memory.py
+from _memory import reset_peak as _reset_peak  # benchmarks/_memory.py
+from _memory import rss_kb
 
 RATIO = 0.01
 LR = 0.5
@@ -111,29 +114,20 @@ class Free:
         return np.full((len(batches), self.dim), 1e-3)
 
 
-def run(prob, parts, batch, rounds, threads):
+def run(prob, parts, batch, rounds, threads, state_dtype="float64"):
     """(rounds/s without the logged metrics, seconds of one metric evaluation, history)."""
     torch.set_num_threads(threads)
     pq.set_num_threads(1)  # the simulator's own step (EF21 + TopK) is the same for both paths
     timed = Timed(prob)
     t0 = time.perf_counter()
     hist = pq.simulate(timed, pq.methods.EF21(pq.TopK(ratio=RATIO)), n_workers=len(parts), rounds=rounds, lr=LR,
-                       partition=parts, batch_size=batch, x0=prob.x0, key=0, log_every=max(rounds, 1))
+                       partition=parts, batch_size=batch, x0=prob.x0, key=0, log_every=max(rounds, 1),
+                       state_dtype=state_dtype)
     seconds = time.perf_counter() - t0
     return rounds / (seconds - timed.seconds), timed.seconds / 2, hist
 
 
-def _reset_peak():
-    """Resets VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def memory_child(m, rounds, threads, copies, npz, free):
+def memory_child(m, rounds, threads, copies, npz, free, state_dtype):
     """One configuration in a fresh process: RSS before the run and the peak during it; with
     ``free``, the simulator alone (its own process: pages a torch warm-up left behind would
     otherwise absorb its allocations)."""
@@ -154,8 +148,8 @@ def memory_child(m, rounds, threads, copies, npz, free):
     prob.grad_batch(prob.x0, [p[:32] for p in parts[:128]])
     reset = _reset_peak()
     before = rss_kb("VmRSS")
-    rate, _, hist = run(prob, parts, 32, rounds, threads)
-    print(json.dumps({"m": m, "d": prob.dim, "n": len(y), "before_kb": before, "peak_kb": rss_kb("VmHWM"),
+    rate, _, hist = run(prob, parts, 32, rounds, threads, state_dtype)
+    print(json.dumps({"m": m, "state_dtype": str(hist.state["g_workers"].dtype) if m > 1 else state_dtype, "d": prob.dim, "n": len(y), "before_kb": before, "peak_kb": rss_kb("VmHWM"),
                       "reset": reset, "rate": rate, "loss": float(hist.loss[-1]),
                       "data_mb": (prob.X.numel() * 4 + prob.y.numel() * 8) / 2**20}))
 
@@ -213,34 +207,39 @@ def memory(args):
         npz = os.path.join(tmp, "digits.npz")
         np.savez(npz, X=X, y=y)
         for m in args.memory_workers:
-            row = {}
-            for extra in ([], ["--free"]) if args.free_rows else ([],):
-                res = subprocess.run([sys.executable, __file__, "--memory-child", str(m), "--rounds",
-                                      str(args.memory_rounds), "--threads", str(args.threads[0]), "--copies",
-                                      str(args.copies), "--npz", npz] + extra, capture_output=True, text=True)
-                if res.returncode:
-                    sys.exit(f"torch_problems: memory row m={m} {' '.join(extra)} failed:\n{res.stderr}")
-                out = json.loads(res.stdout.strip().splitlines()[-1])
-                out["reset"] = out["reset"] and row.get("reset", True)
-                row.update(out)
-            rows.append(row)
+            for state_dtype in ("float64", "float32"):
+                row = {}
+                free_rows = args.free_rows and state_dtype == "float64"
+                for extra in ([], ["--free"]) if free_rows else ([],):
+                    res = subprocess.run([sys.executable, __file__, "--memory-child", str(m), "--rounds",
+                                          str(args.memory_rounds), "--threads", str(args.threads[0]), "--copies",
+                                          str(args.copies), "--npz", npz, "--state-dtype", state_dtype] + extra,
+                                         capture_output=True, text=True)
+                    if res.returncode:
+                        sys.exit(f"torch_problems: memory row m={m} {state_dtype} {' '.join(extra)} failed:\n"
+                                 f"{res.stderr}")
+                    out = json.loads(res.stdout.strip().splitlines()[-1])
+                    out["reset"] = out["reset"] and row.get("reset", True)
+                    row.update(out)
+                rows.append(row)
     first = rows[0]
     print()
     print(f"memory: digits x{args.copies} (n={first['n']}, X float32 {first['data_mb']:.1f} MiB with labels), iid "
           f"split, batch 32, {args.memory_rounds} rounds, batched, one fresh process per row, torch threads "
           f"{args.threads[0]}; peak reset after warm-up: {all(r['reset'] for r in rows)}")
-    print(f"| {'workers':>7} | {'RSS before run':>14} | {'peak RSS':>9} | {'peak - before':>13} | "
-          f"{'simulator alone':>15} | {'20 m d B':>9} | {'32 m d B':>9} | {'rounds/s':>8} |")
-    print(f"|{'-' * 9}|{'-' * 16}|{'-' * 11}|{'-' * 15}|{'-' * 17}|{'-' * 11}|{'-' * 11}|{'-' * 10}|")
+    print(f"| {'workers':>7} | {'state':<7} | {'RSS before run':>14} | {'peak RSS':>9} | {'peak - before':>13} | "
+          f"{'simulator alone':>15} | {'formula':>9} | {'rounds/s':>8} |")
+    print(f"|{'-' * 9}|{'-' * 9}|{'-' * 16}|{'-' * 11}|{'-' * 15}|{'-' * 17}|{'-' * 11}|{'-' * 10}|")
     for r in rows:
         md = r["m"] * r["d"] / 2**20
-        free = f"{r['free_kb'] / 1024:>11.1f} MiB" if "free_kb" in r else f"{'(skipped)':>15}"
-        print(f"| {r['m']:>7} | {r['before_kb'] / 1024:>10.1f} MiB | {r['peak_kb'] / 1024:>5.1f} MiB | "
-              f"{(r['peak_kb'] - r['before_kb']) / 1024:>9.1f} MiB | {free} | "
-              f"{20 * md:>5.1f} MiB | {32 * md:>5.1f} MiB | {r['rate']:>8.2f} |")
-    print("peak - before: the CNN run; simulator alone: the same run with gradients that cost nothing; "
-          "20 m d B: simulator state (local vectors f64, decoded messages f32, EF21 estimates f64); "
-          "32 m d B: plus grad_batch's m x d result (f32 + f64 copy)")
+        per = 16 if r["state_dtype"] == "float64" else 12
+        free = f"{r['free_kb'] / 1024:>11.1f} MiB" if "free_kb" in r else f"{'-':>15}"
+        print(f"| {r['m']:>7} | {r['state_dtype']:<7} | {r['before_kb'] / 1024:>10.1f} MiB | "
+              f"{r['peak_kb'] / 1024:>5.1f} MiB | {(r['peak_kb'] - r['before_kb']) / 1024:>9.1f} MiB | {free} | "
+              f"{per * md:>5.1f} MiB | {r['rate']:>8.2f} |")
+    print("peak - before: the CNN run; simulator alone: the float64 run with gradients that cost nothing; "
+          "formula: 16 m d B (float64 state) or 12 m d B (float32): the m x d float64 gradients of the Python path "
+          "plus EF21's estimates; grad_batch's float32 result (4 m d B) is transient")
 
 
 def main():
@@ -258,9 +257,11 @@ def main():
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--npz", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--free", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--state-dtype", default="float64", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child is not None:
-        memory_child(args.memory_child, args.rounds, args.threads[0], args.copies, args.npz, args.free)
+        memory_child(args.memory_child, args.rounds, args.threads[0], args.copies, args.npz, args.free,
+                     args.state_dtype)
         return
     if args.quick:
         args.rounds, args.loop_rounds, args.repeats, args.threads = 3, 2, 1, args.threads[:1]

@@ -12,38 +12,22 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, vmap
 from torch.func import grad as func_grad
 from torch.nn.modules.batchnorm import _BatchNorm, _NormBase
 from torch.nn.modules.dropout import _DropoutNd
 
+from ._torch_losses import CLASSIFICATION as _CLASSIFICATION
+from ._torch_losses import LOSSES as _LOSSES
+from ._torch_losses import each_named as _each_named
+from ._torch_losses import mean_named as _mean_named
 from ._validate import check_int
 
 __all__ = ["TorchProblem"]
 
-_CLASSIFICATION = ("cross_entropy", "nll")
-_LOSSES = _CLASSIFICATION + ("mse",)
 _OWNER = "TorchProblem"
 # Samples per piece of a large-gradient sum in the batched path (see TorchProblem.grad).
 _PIECE = 64
-
-
-def _mean_named(name, out, y):
-    if name == "cross_entropy":
-        return F.cross_entropy(out, y)
-    if name == "nll":
-        return F.nll_loss(out, y)
-    return F.mse_loss(out, y)
-
-
-def _each_named(name, out, y):
-    """Per-sample losses whose mean is :func:`_mean_named` (mse: mean over a sample's outputs)."""
-    if name == "cross_entropy":
-        return F.cross_entropy(out, y, reduction="none")
-    if name == "nll":
-        return F.nll_loss(out, y, reduction="none")
-    return ((out - y) ** 2).reshape(out.shape[0], -1).mean(dim=1)
 
 
 def _as_tensor(v, name):

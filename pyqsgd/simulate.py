@@ -25,6 +25,7 @@ from . import _core
 from ._validate import as_key, check_float, check_int
 from .history import History
 from .methods.base import Method
+from .methods.python import PythonMethod
 from .problems import Problem, dataset_columns, is_python_problem
 from .threads import get_num_threads
 
@@ -116,7 +117,7 @@ def _partition(partition, n, m, key):
 
 def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None, partition=None,
              participation=None, x0=None, key=0, log_every=1, progress=False, *, tau=None, local_steps=None,
-             local_lr=None, dtype="float64", chunk=None):
+             local_lr=None, dtype="float64", chunk=None, state_dtype="float64", streaming=True):
     """Runs ``method`` on ``problem`` with ``n_workers`` simulated workers for ``rounds`` rounds.
 
     Parameters
@@ -149,7 +150,20 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     progress : bool
         Show a tqdm progress bar.
     dtype : "float64" or "float32"
-        dtype of ``hist.x``. The simulation state is float64; messages are float32 on the wire.
+        dtype of ``hist.x``. The model and server state are float64; messages are float32 on
+        the wire.
+    state_dtype : "float64" or "float32"
+        dtype of the built-in methods' per-worker state (m × d: EF errors, EF21 g_i, DIANA h_i,
+        LE-SignGD ĝ_i and e_i, Signum momentum). ``"float32"`` halves the largest allocation of
+        a run with many workers; arithmetic stays float64 and only stored values are rounded.
+        ``hist.state`` keeps the dtype. A :class:`~pyqsgd.methods.PythonMethod` keeps its own
+        state and takes only ``"float64"``. Memory formula: docs guide "Memory".
+    streaming : bool
+        Take the workers a chunk at a time when the method's server step is a weighted sum
+        (DCGD, EF, EF21, DIANA, LE-SignGD, DAGC without a Python aggregator): local vectors and
+        decoded messages then need O(threads × d) memory instead of O(m × d). Results are
+        bitwise identical either way; ``False`` keeps all m rows (for comparisons).
+        ``hist.meta["streaming"]`` says which path ran.
 
     Returns
     -------
@@ -182,8 +196,17 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     seed = as_key(key).seed
     if dtype not in ("float64", "float32", np.float64, np.float32):
         raise ValueError(f"simulate: dtype must be 'float64' or 'float32', got {dtype!r}")
+    if state_dtype not in ("float64", "float32", np.float64, np.float32):
+        raise ValueError(f"simulate: state_dtype must be 'float64' or 'float32', got {state_dtype!r}")
+    state_f32 = state_dtype in ("float32", np.float32)
+    if state_f32 and isinstance(method, PythonMethod):
+        raise ValueError("simulate: state_dtype='float32' applies to the built-in methods' per-worker state; a "
+                         "PythonMethod keeps its own state (store it as float32 in init_state), so pass "
+                         "state_dtype='float64'")
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"simulate: progress must be a bool, got {progress!r}")
+    if not isinstance(streaming, (bool, np.bool_)):
+        raise TypeError(f"simulate: streaming must be a bool, got {streaming!r}")
     check_int("simulate", "local_steps", local_steps, low=1, high=2**32 - 1, allow_none=True)
     check_int("simulate", "chunk", chunk, low=1, allow_none=True)
     if partition is not None and (isinstance(partition, bytes) or not hasattr(partition, "__iter__")):
@@ -234,6 +257,8 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
     cfg.log_every = log_every
     sizes = np.array([len(p) for p in parts], dtype=np.float64)
     cfg.weights = list(method.worker_weights(sizes))
+    cfg.state_f32 = state_f32
+    cfg.streaming = bool(streaming)
 
     native_method = method.build(d, m, sizes=sizes)
     sim = _core.Simulator(problem._native if native_problem else None, native_method, cfg, x0)
@@ -243,6 +268,7 @@ def simulate(problem, method, n_workers=20, rounds=500, lr=0.1, batch_size=None,
         "participation": participation if not isinstance(participation, np.ndarray) else participation.tolist(),
         "tau": tau, "local_steps": local_steps, "local_lr": local_lr, "log_every": log_every,
         "threads": get_num_threads(), "version": getattr(_core, "__version__", "?"),
+        "state_dtype": "float32" if state_f32 else "float64", "streaming": sim.streaming,
         **dataset_columns(problem, n),  # the data actually used: name, n, d, content hash
     }
     if chunk is None:
@@ -296,7 +322,7 @@ def _history(sim, method, meta, dtype, stopped, status):
     arrays = sim.log_arrays()
     x = sim.x.astype(np.float32 if dtype in ("float32", np.float32) else np.float64)
     try:
-        state = sim.method_state()
+        state = sim.take_method_state()  # moved, not copied: the run is over
     except Exception:  # noqa: BLE001 - a Python method's state hook failing must not hide the run
         state = {}
     try:
@@ -372,12 +398,16 @@ def _local_batched(problem, sim, cfg, t, x, V):
         return
     XL = np.tile(x, (active.size, 1))
     for h in range(cfg.local_steps):
-        XL -= cfg.local_lr * _grad_rows(problem, XL, [sim.batch(t, int(i), h) for i in active], V.shape[1])
+        G = _grad_rows(problem, XL, [sim.batch(t, int(i), h) for i in active], V.shape[1])
+        XL -= cfg.local_lr * G.astype(np.float64, copy=False)
     V[active] = x - XL
 
 
 def _grad_rows(problem, x, batches, d):
-    G = np.asarray(problem.grad_batch(x, batches), dtype=np.float64)
+    # Kept in its own dtype: the assignment into V casts exactly, without an m x d float64 copy.
+    G = np.asarray(problem.grad_batch(x, batches))
+    if G.dtype.kind not in "fiu" or G.dtype == bool:
+        raise TypeError(f"simulate: {type(problem).__name__}.grad_batch must return real numbers, got dtype {G.dtype}")
     if G.shape != (len(batches), d):
         raise ValueError(f"simulate: {type(problem).__name__}.grad_batch must return one gradient row per batch, "
                          f"shape ({len(batches)}, {d}), got {G.shape}")

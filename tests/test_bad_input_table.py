@@ -554,6 +554,11 @@ bad("simulate", DT, "float shards", lambda: sim(partition=[np.arange(20.0), np.a
 bad("simulate", DT, "bool-mask shards", lambda: sim(partition=[np.ones(40, bool)] * 2), TE, "np.flatnonzero")
 bad("simulate", DT, "lr=1j", lambda: sim(lr=1j), TE, "lr must be a real number")
 bad("simulate", DT, "dtype='int32'", lambda: sim(dtype="int32"), VE, "dtype must be 'float64' or 'float32'")
+bad("simulate", DT, "state_dtype='float16'", lambda: sim(state_dtype="float16"), VE,
+    "state_dtype must be 'float64' or 'float32'")
+bad("simulate", TY, "streaming='yes'", lambda: sim(streaming="yes"), TE, "streaming must be a bool")
+bad("simulate", R, "state_dtype='float32' with a PythonMethod", lambda: sim(method=PMSkip(pq.Identity()),
+    state_dtype="float32"), VE, "PythonMethod keeps its own state")
 bad("simulate", SH, "x0 of length 3", lambda: sim(x0=np.zeros(3)), VE, "x0 has length 3, the problem has dimension 4")
 bad("simulate", SH, "batch_size for 3 workers", lambda: sim(batch_size=[1, 2, 3]), VE, "batch_size must have one entry")
 bad("simulate", SH, "participation for 3 workers", lambda: sim(participation=[1.0] * 3),

@@ -25,7 +25,7 @@ import sweep_runs
 
 if __name__ == "__main__":
     out, log, n_jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    df = pq.sweep(sweep_runs.logged, grid={{"a": list(range({n} // 2)), "log": [log], "sleep": [0.04]}},
+    df = pq.sweep(sweep_runs.logged, grid={{"a": list(range({n} // 2)), "log": [log], "sleep": [0.1]}},
                   seeds=[0, 1], out=out, n_jobs=n_jobs, progress=False)
     print(len(df), df["run_id"].nunique())
 """
@@ -52,7 +52,9 @@ def test_sweep_killed_20_times_at_random_points_completes_without_duplicates(tmp
             while proc.poll() is None and time.monotonic() < deadline and \
                     (log.stat().st_size if log.exists() else 0) == size:
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.8))
+            # 20 starts can run at most ~10 s of the 12 s of runs (120 x 0.1 s), so the sweep
+            # never completes before the last kill however fast the machine is.
+            time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         killed += proc.wait() == -signal.SIGKILL
     assert killed >= 15, "most starts must really be killed for the test to mean something"

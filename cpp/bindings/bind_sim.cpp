@@ -25,6 +25,32 @@ py::dict state_dict(const Method& meth) {
     }
     return out;
 }
+
+// A NumPy array that owns `v` (moved in): the state of a finished run reaches Python without a
+// copy, which at many workers is the largest allocation of the run.
+template <class T>
+py::array owning_array(std::vector<T>&& v) {
+    auto* heap = new std::vector<T>(std::move(v));
+    py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(py::ssize_t(heap->size()), heap->data(), owner);
+}
+
+py::dict take_state_dict(Simulator& s) {
+    const uint64_t m = s.workers(), d = s.dim();
+    std::vector<OwnedArray> arrays;
+    {
+        py::gil_scoped_release release;
+        arrays = s.take_method_state();
+    }
+    py::dict out;
+    for (auto& a : arrays) {
+        const size_t n = a.f32 ? a.f32_data.size() : a.f64.size();
+        py::array arr = a.f32 ? owning_array(std::move(a.f32_data)) : owning_array(std::move(a.f64));
+        if (d > 0 && m > 1 && n == m * d) arr = arr.reshape({py::ssize_t(m), py::ssize_t(d)});
+        out[py::str(a.name)] = arr;
+    }
+    return out;
+}
 }  // namespace
 
 void bind_methods(py::module_& m) {
@@ -57,7 +83,9 @@ void bind_simulator(py::module_& m) {
         .def_readwrite("local_steps", &SimConfig::local_steps)
         .def_readwrite("local_lr", &SimConfig::local_lr)
         .def_readwrite("log_every", &SimConfig::log_every)
-        .def_readwrite("weights", &SimConfig::weights);
+        .def_readwrite("weights", &SimConfig::weights)
+        .def_readwrite("state_f32", &SimConfig::state_f32)
+        .def_readwrite("streaming", &SimConfig::streaming);
 
     py::class_<Simulator>(m, "Simulator")
         .def(py::init([](std::shared_ptr<Problem> p, std::shared_ptr<Method> meth, SimConfig cfg, const F64& x0) {
@@ -138,5 +166,8 @@ void bind_simulator(py::module_& m) {
                  }
                  return out;
              })
-        .def("method_state", [](const Simulator& s) { return state_dict(s.method()); });
+        .def_property_readonly("streaming", &Simulator::streaming)
+        .def("method_state", [](const Simulator& s) { return state_dict(s.method()); })
+        .def("take_method_state", &take_state_dict,
+             "The method's state, moved out without a copy; the simulator cannot continue afterwards.");
 }

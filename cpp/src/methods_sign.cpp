@@ -17,24 +17,25 @@ LESignSGD::LESignSGD(uint32_t D, double xi, uint32_t t_bar) : D_(D), t_bar_(t_ba
 
 void LESignSGD::reset(const RunInfo& info, const double* x0) {
     Method::reset(info, x0);
-    gh_.assign(size_t(info.m) * info.d, 0.0);
-    e_.assign(size_t(info.m) * info.d, 0.0);
+    gh_.assign(info.state_f32, info.m, info.d);
+    e_.assign(info.state_f32, info.m, info.d);
     G_.assign(info.d, 0.0);
     streak_.assign(info.m, 0.0);
 }
 
 Upload LESignSGD::worker(uint32_t i, const Round& r, const double* g, Message& msg, float* decoded, Workspace& ws) {
     const uint64_t d = info_.d;
-    double* gh = gh_.data() + size_t(i) * d;
-    double* e = e_.data() + size_t(i) * d;
     if (r.t >= D_ && streak_[i] < double(t_bar_)) {
         // LAG-WK rule: the innovation is small relative to the recent movement of x.
         const std::vector<double>& hist = *r.step_sq;
         double moved = 0.0;
         const size_t n = std::min<size_t>(D_, hist.size());
         for (size_t k = 0; k < n; ++k) moved += hist[hist.size() - 1 - k];
-        double innov = 0.0;
-        for (uint64_t j = 0; j < d; ++j) innov += (g[j] - gh[j]) * (g[j] - gh[j]);
+        const double innov = gh_.with_row(i, [&](const auto* gh) {
+            double sq = 0.0;
+            for (uint64_t j = 0; j < d; ++j) sq += (g[j] - double(gh[j])) * (g[j] - double(gh[j]));
+            return sq;
+        });
         if (innov <= xi_ / (double(D_) * r.lr * r.lr) * moved) {
             streak_[i] += 1.0;
             return Upload::kSkipped;
@@ -42,12 +43,16 @@ Upload LESignSGD::worker(uint32_t i, const Round& r, const double* g, Message& m
     }
     std::vector<double>& u = ws.f64(0);
     u.resize(d);
-    for (uint64_t j = 0; j < d; ++j) u[j] = g[j] - gh[j] + e[j];
-    compress_vector(i, r, u.data(), msg, decoded, ws);
-    for (uint64_t j = 0; j < d; ++j) {
-        e[j] = u[j] - double(decoded[j]);
-        gh[j] += double(decoded[j]);
-    }
+    gh_.with_row(i, [&](auto* gh) {
+        e_.with_row(i, [&](auto* e) {
+            for (uint64_t j = 0; j < d; ++j) u[j] = g[j] - double(gh[j]) + double(e[j]);
+            compress_vector(i, r, u.data(), msg, decoded, ws);
+            for (uint64_t j = 0; j < d; ++j) {
+                e[j] = u[j] - double(decoded[j]);
+                gh[j] = double(gh[j]) + double(decoded[j]);
+            }
+        });
+    });
     streak_[i] = 0.0;
     return Upload::kSent;
 }
@@ -55,7 +60,16 @@ Upload LESignSGD::worker(uint32_t i, const Round& r, const double* g, Message& m
 int64_t LESignSGD::server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                           const std::vector<Message>&, double* step) {
     // The server's copy of each gh_i moves by the decoded innovation; skipped ones stay.
-    weighted_sum(status, decoded, [&](uint32_t i) { return info_.weights[i]; }, step);
+    return server_by_stream(r, status, decoded, step);
+}
+
+void LESignSGD::stream_begin(const Round&, double* step) { std::fill(step, step + info_.d, 0.0); }
+
+void LESignSGD::stream_add(const Round&, const uint32_t* senders, const float* const* rows, size_t n, double* step) {
+    accumulate(senders, rows, n, [&](uint32_t i) { return info_.weights[i]; }, step);
+}
+
+int64_t LESignSGD::stream_finish(const Round& r, double* step) {
     for (uint64_t j = 0; j < info_.d; ++j) {
         G_[j] += step[j];
         step[j] = r.lr * G_[j];
@@ -64,11 +78,16 @@ int64_t LESignSGD::server(const Round& r, const std::vector<Upload>& status, con
 }
 
 NamedArrays LESignSGD::state() const {
-    return {{"g_hat", gh_}, {"error", e_}, {"g_hat_mean", G_}, {"skip_streak", streak_}};
+    return {{"g_hat", gh_.to_double()}, {"error", e_.to_double()}, {"g_hat_mean", G_}, {"skip_streak", streak_}};
 }
 
+std::vector<OwnedArray> LESignSGD::take_state() { return take_rows({{"g_hat", &gh_}, {"error", &e_}}); }
+
 void LESignSGD::load_state(const NamedArrays& s) {
-    assign_state(s, {{"g_hat", &gh_}, {"error", &e_}, {"g_hat_mean", &G_}, {"skip_streak", &streak_}});
+    std::vector<double> gh(gh_.size()), e(e_.size());
+    assign_state(s, {{"g_hat", &gh}, {"error", &e}, {"g_hat_mean", &G_}, {"skip_streak", &streak_}});
+    gh_.from_double(gh);
+    e_.from_double(e);
 }
 
 // ---- signSGD-MV / FV ------------------------------------------------------------------------
@@ -94,7 +113,7 @@ SignVote::SignVote(VoteConfig cfg) : cfg_(cfg) {
 void SignVote::reset(const RunInfo& info, const double* x0) {
     Method::reset(info, x0);
     const size_t m = info.m, d = info.d;
-    mom_.assign(cfg_.worker_momentum > 0.0 ? m * d : 0, 0.0);
+    mom_.assign(info.state_f32, cfg_.worker_momentum > 0.0 ? m : 0, d);
     N_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
     A_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
     w_.assign(cfg_.per_coordinate ? m * d : m, 0.0);
@@ -119,10 +138,13 @@ void SignVote::reset(const RunInfo& info, const double* x0) {
 Upload SignVote::worker(uint32_t i, const Round& r, const double* g, Message& msg, float* decoded, Workspace& ws) {
     if (cfg_.worker_momentum > 0.0) {
         const uint64_t d = info_.d;
-        double* mi = mom_.data() + size_t(i) * d;
         const double b = cfg_.worker_momentum;
-        for (uint64_t j = 0; j < d; ++j) mi[j] = b * mi[j] + (1.0 - b) * g[j];
-        compress_vector(i, r, mi, msg, decoded, ws);
+        // In place, and compressed from the stored row (float32 on the wire either way): no
+        // d-sized scratch, which the buffered path would keep once per worker.
+        mom_.with_row(i, [&](auto* mi) {
+            for (uint64_t j = 0; j < d; ++j) mi[j] = b * double(mi[j]) + (1.0 - b) * g[j];
+            compress_vector(i, r, mi, msg, decoded, ws);
+        });
     } else {
         compress_vector(i, r, g, msg, decoded, ws);
     }
@@ -215,7 +237,7 @@ int64_t SignVote::server(const Round& r, const std::vector<Upload>& status, cons
 
 NamedArrays SignVote::state() const {
     NamedArrays out;
-    if (!mom_.empty()) out.push_back({"momentum", mom_});
+    if (mom_.size()) out.push_back({"momentum", mom_.to_double()});
     if (cfg_.federated) {
         out.push_back({"N", N_});
         out.push_back({"A", A_});
@@ -226,9 +248,11 @@ NamedArrays SignVote::state() const {
 
 void SignVote::load_state(const NamedArrays& s) {
     std::vector<std::pair<std::string, std::vector<double>*>> slots;
-    if (!mom_.empty()) slots.push_back({"momentum", &mom_});
+    std::vector<double> mom(mom_.size());
+    if (mom_.size()) slots.push_back({"momentum", &mom});
     if (cfg_.federated) slots.insert(slots.end(), {{"N", &N_}, {"A", &A_}, {"weights", &w_}});
     assign_state(s, slots);
+    if (mom_.size()) mom_.from_double(mom);
 }
 
 std::vector<double> SignVote::vote_weights() const {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 #include "pyqsgd/compressors/sparse.hpp"
 #include "pyqsgd/parallel.hpp"
@@ -54,6 +55,7 @@ Simulator::Simulator(std::shared_ptr<const Problem> problem, std::shared_ptr<Met
     info.d = d_;
     for (double w : cfg_.weights) info.weights.push_back(w / wsum);
     info.prob = cfg_.prob;
+    info.state_f32 = cfg_.state_f32;
     for (uint32_t i = 0; i < m; ++i) info.batch.push_back(double(cfg_.batch[i] ? cfg_.batch[i] : cfg_.parts[i].size()));
     if (cfg_.tau > 0) std::fill(info.prob.begin(), info.prob.end(), double(cfg_.tau) / double(m));
     method_->reset(info, x_.data());
@@ -61,12 +63,17 @@ Simulator::Simulator(std::shared_ptr<const Problem> problem, std::shared_ptr<Met
     step_.assign(d_, 0.0);
     momentum_buf_.assign(d_, 0.0);
     grad_buf_.assign(d_, 0.0);
-    V_.assign(size_t(m) * d_, 0.0);
-    dec_.assign(size_t(m) * d_, 0.0f);
-    for (uint32_t i = 0; i < m; ++i) dec_rows_.push_back(dec_.data() + size_t(i) * d_);
-    msgs_.resize(m);
+    // Streamed: a few chunk slots per thread keep the team busy (dynamic schedule) while the
+    // buffers stay O(threads x d); results do not depend on the slot count.
+    lean_ = cfg_.streaming && method_->streams();
+    const uint32_t rows = lean_ ? std::min<uint32_t>(m, uint32_t(std::max(8, 4 * get_num_threads()))) : m;
+    if (problem_) V_.assign(size_t(rows) * d_, 0.0);  // external problems pass their vectors in
+    dec_.assign(size_t(rows) * d_, 0.0f);
+    for (uint32_t k = 0; k < rows; ++k) dec_rows_.push_back(dec_.data() + size_t(k) * d_);
+    msgs_.resize(rows);
+    ws_.resize(rows);
     status_.assign(m, Upload::kIdle);
-    ws_.resize(m);
+    round_bits_.assign(m, 0);
     worker_bits_.assign(m, 0);
     // Per round: each worker touches its batch's rows (local_steps times) and a few d-vectors.
     const double row = problem_ ? double(problem_->dim()) * (problem_->data().sparse() ? 0.1 : 1.0) : double(d_);
@@ -139,17 +146,33 @@ void Simulator::local_vector(uint32_t i, double* v, Workspace& ws) const {
     for (uint64_t j = 0; j < d_; ++j) v[j] = x_[j] - xl[j];
 }
 
-void Simulator::method_round(const std::vector<uint8_t>& active) {
-    const uint32_t m = cfg_.m;
+Round Simulator::make_round() const {
     Round r;
     r.t = uint32_t(t_);
     r.lr = cfg_.lr;
     r.key = cfg_.key;
     r.x = x_.data();
     r.step_sq = &step_sq_;
+    return r;
+}
+
+void Simulator::count_upload(uint32_t i) {
+    // Committed only once every worker step of the round succeeded, so a round that stops
+    // on a non-finite vector leaves the counters as they were, on either path.
+    if (status_[i] == Upload::kSent)
+        ++uploads_;
+    else if (status_[i] == Upload::kSkipped)
+        ++skipped_;
+    bits_up_ += round_bits_[i];
+    worker_bits_[i] += round_bits_[i];
+}
+
+int64_t Simulator::buffered_round(const std::vector<uint8_t>& active, const double* V) {
+    const uint32_t m = cfg_.m;
+    const Round r = make_round();
     auto work = [&](int64_t ii) {
         const uint32_t i = uint32_t(ii);
-        status_[i] = active[i] ? method_->worker(i, r, V_.data() + size_t(i) * d_, msgs_[i], dec_rows_[i], ws_[i])
+        status_[i] = active[i] ? method_->worker(i, r, V + size_t(i) * d_, msgs_[i], dec_rows_[i], ws_[i])
                                : Upload::kIdle;
     };
     // A method that calls back into Python runs its workers on this thread, in worker order,
@@ -161,18 +184,64 @@ void Simulator::method_round(const std::vector<uint8_t>& active) {
     else
         parallel_for(m, work, 20.0 * double(m) * double(d_));
     for (uint32_t i = 0; i < m; ++i) {
-        uint64_t b = 0;
-        if (status_[i] == Upload::kSent) {
-            b = msgs_[i].bits();
-            ++uploads_;
-        } else if (status_[i] == Upload::kSkipped) {
-            b = method_->skip_bits();
-            ++skipped_;
-        }
-        bits_up_ += b;
-        worker_bits_[i] += b;
+        const Upload st = status_[i];
+        round_bits_[i] = st == Upload::kSent ? msgs_[i].bits() : st == Upload::kSkipped ? method_->skip_bits() : 0;
+        count_upload(i);
     }
-    const int64_t down = method_->server(r, status_, dec_rows_, msgs_, step_.data());
+    return method_->server(r, status_, dec_rows_, msgs_, step_.data());
+}
+
+int64_t Simulator::streamed_round(const std::vector<uint8_t>& active, const double* V) {
+    const uint32_t m = cfg_.m, slots = uint32_t(msgs_.size());
+    const Round r = make_round();
+    const bool gil = method_->needs_gil();
+    const double per_worker = 20.0 * double(d_) + (V ? 0.0 : work_ / double(m));
+    method_->stream_begin(r, step_.data());
+    std::exception_ptr failed;
+    for (uint32_t c0 = 0; c0 < m; c0 += slots) {
+        const uint32_t n = std::min(slots, m - c0);
+        auto work = [&](int64_t kk) {
+            const uint32_t k = uint32_t(kk), i = c0 + k;
+            if (!active[i]) {
+                status_[i] = Upload::kIdle;
+                return;
+            }
+            const double* v = V ? V + size_t(i) * d_ : V_.data() + size_t(k) * d_;
+            if (!V) local_vector(i, V_.data() + size_t(k) * d_, ws_[k]);
+            status_[i] = method_->worker(i, r, v, msgs_[k], dec_rows_[k], ws_[k]);
+        };
+        if (gil) {
+            serial_for(n, work);  // as buffered_round: Python code that raised is not called again
+        } else {
+            // As the buffered path, every worker still takes its step after a failure, so the
+            // state a failed round leaves behind does not depend on the chunking.
+            try {
+                parallel_for(n, work, per_worker * double(n));
+            } catch (...) {
+                if (!failed) failed = std::current_exception();
+            }
+        }
+        if (failed) continue;
+        chunk_senders_.clear();
+        chunk_rows_.clear();
+        for (uint32_t k = 0; k < n; ++k) {
+            const uint32_t i = c0 + k;
+            const Upload st = status_[i];
+            round_bits_[i] = st == Upload::kSent ? msgs_[k].bits() : st == Upload::kSkipped ? method_->skip_bits() : 0;
+            if (st == Upload::kSent) {
+                chunk_senders_.push_back(i);
+                chunk_rows_.push_back(dec_rows_[k]);
+            }
+        }
+        method_->stream_add(r, chunk_senders_.data(), chunk_rows_.data(), chunk_senders_.size(), step_.data());
+    }
+    if (failed) std::rethrow_exception(failed);
+    for (uint32_t i = 0; i < m; ++i) count_upload(i);
+    return method_->stream_finish(r, step_.data());
+}
+
+void Simulator::method_round(const std::vector<uint8_t>& active, const double* V) {
+    const int64_t down = lean_ ? streamed_round(active, V) : buffered_round(active, V ? V : V_.data());
     // Server momentum (heavy ball on the step), then the broadcast.
     if (method_->momentum > 0.0) {
         for (uint64_t j = 0; j < d_; ++j) step_[j] = momentum_buf_[j] = method_->momentum * momentum_buf_[j] + step_[j];
@@ -237,15 +306,17 @@ bool Simulator::log_native() {
 
 bool Simulator::run(uint64_t n) {
     if (!problem_) fail("run() needs a native problem; use step_external() for Python problems");
+    if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
     if (log_.empty() && !log_native()) return false;  // round 0 = x0
     const uint32_t m = cfg_.m;
     for (uint64_t k = 0; k < n; ++k) {
         const std::vector<uint8_t> active = participation(t_);
-        parallel_for(m, [&](int64_t ii) {
-            const uint32_t i = uint32_t(ii);
-            if (active[i]) local_vector(i, V_.data() + size_t(i) * d_, ws_[i]);
-        }, work_);
-        if (!method_round_or_stop(active)) {
+        if (!lean_)  // the streamed path computes each chunk's vectors itself
+            parallel_for(m, [&](int64_t ii) {
+                const uint32_t i = uint32_t(ii);
+                if (active[i]) local_vector(i, V_.data() + size_t(i) * d_, ws_[i]);
+            }, work_);
+        if (!method_round_or_stop(active, nullptr)) {
             // Diverged between logs: log this round (unless it already is) and stop.
             if (!due_for_log()) log_native();
             return false;
@@ -255,9 +326,9 @@ bool Simulator::run(uint64_t n) {
     return true;
 }
 
-bool Simulator::method_round_or_stop(const std::vector<uint8_t>& active) {
+bool Simulator::method_round_or_stop(const std::vector<uint8_t>& active, const double* V) {
     try {
-        method_round(active);
+        method_round(active, V);
         return true;
     } catch (const NonFiniteError&) {
         return false;
@@ -267,9 +338,9 @@ bool Simulator::method_round_or_stop(const std::vector<uint8_t>& active) {
 }
 
 bool Simulator::step_external(const double* V) {
+    if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
     const std::vector<uint8_t> active = participation(t_);
-    std::copy(V, V + size_t(cfg_.m) * d_, V_.begin());
-    return method_round_or_stop(active);
+    return method_round_or_stop(active, V);  // read in place: no m x d copy
 }
 
 bool Simulator::log_external(double loss, double gns) { return record(loss, gns); }

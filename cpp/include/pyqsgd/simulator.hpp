@@ -27,6 +27,11 @@ struct SimConfig {
     double local_lr = 0.0;
     uint64_t log_every = 1;
     std::vector<double> weights;               // aggregation weights (normalised here)
+    bool state_f32 = false;  // per-worker method state in float32 (RunInfo::state_f32)
+    // Stream workers a chunk at a time when the method can (Method::streams): no m x d buffers
+    // of local vectors and decoded messages. Results are bitwise identical either way; false
+    // forces the buffered path (tests compare the two).
+    bool streaming = true;
 };
 
 struct LogRow {
@@ -62,15 +67,29 @@ class Simulator {
     const Method& method() const { return *method_; }
     uint64_t dim() const { return d_; }
     uint32_t workers() const { return cfg_.m; }
+    bool streaming() const { return lean_; }
+    // The method's state moved out (the run is over; see Method::take_state).
+    std::vector<OwnedArray> take_method_state() {
+        state_taken_ = true;
+        return method_->take_state();
+    }
 
    private:
     void local_vector(uint32_t i, double* v, Workspace& ws) const;
     // Worker i's samples at (t, h): its shard for full batches (no copy), else a Floyd sample
     // of shard positions written into ws scratch. Returns the pointer and sets count.
     const int64_t* batch_view(uint64_t t, uint32_t i, uint32_t h, Workspace& ws, uint64_t& count) const;
-    void method_round(const std::vector<uint8_t>& active);
+    Round make_round() const;
+    // One round of worker steps and the server step into step_ (buffered: all m rows at once).
+    // V = the local vectors (m x d) from outside, or null to compute them (native problems).
+    int64_t buffered_round(const std::vector<uint8_t>& active, const double* V);
+    // The same, a chunk of workers at a time with a streaming method: the memory-lean path.
+    int64_t streamed_round(const std::vector<uint8_t>& active, const double* V);
+    // Adds worker i's upload to the round's bit counters.
+    void count_upload(uint32_t i);
+    void method_round(const std::vector<uint8_t>& active, const double* V);
     // method_round, or false (nothing applied to x) when a vector for the wire is non-finite.
-    bool method_round_or_stop(const std::vector<uint8_t>& active);
+    bool method_round_or_stop(const std::vector<uint8_t>& active, const double* V);
     bool record(double loss, double gns);
     bool log_native();
 
@@ -81,12 +100,18 @@ class Simulator {
     double work_ = 0.0;  // rough operations per round, to decide whether threads pay off
     uint64_t t_ = 0;
     std::vector<double> x_, step_, momentum_buf_, grad_buf_;
-    std::vector<double> V_;     // m x d local vectors
-    std::vector<float> dec_;    // m x d decoded messages
+    bool state_taken_ = false;  // take_method_state() ended the run
+    bool lean_ = false;         // streamed_round (see SimConfig::streaming)
+    // Buffered path: one row per worker. Streamed path: one row per slot of a chunk.
+    std::vector<double> V_;     // local vectors (native problems only)
+    std::vector<float> dec_;    // decoded messages
     std::vector<float*> dec_rows_;
     std::vector<Message> msgs_;
-    std::vector<Upload> status_;
     std::deque<Workspace> ws_;  // deque: Workspace is not copyable
+    std::vector<Upload> status_;
+    std::vector<uint32_t> chunk_senders_;
+    std::vector<const float*> chunk_rows_;
+    std::vector<uint64_t> round_bits_;  // per worker, committed when the round succeeds
     Workspace server_ws_;
     Message down_msg_;
     std::vector<float> down_buf_, down_dec_;

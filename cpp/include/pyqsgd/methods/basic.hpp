@@ -15,6 +15,9 @@ class DCGD final : public Method {
     int64_t server(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override { return {}; }
+    bool streams() const override { return !combiner; }
+    void stream_begin(const Round& r, double* step) override;
+    void stream_add(const Round& r, const uint32_t* senders, const float* const* rows, size_t n, double* step) override;
 };
 
 // Error feedback: p = lr g + e, Delta = C(p), e <- p - Delta; server steps sum (w_i/p_i) Delta_i.
@@ -28,9 +31,13 @@ class EF final : public Method {
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override;
     void load_state(const NamedArrays& s) override;
+    std::vector<OwnedArray> take_state() override { return take_rows({{"error", &e_}}); }
+    bool streams() const override { return !combiner; }
+    void stream_begin(const Round& r, double* step) override;
+    void stream_add(const Round& r, const uint32_t* senders, const float* const* rows, size_t n, double* step) override;
 
    private:
-    std::vector<double> e_;  // m x d error memory
+    StateRows e_;  // m x d error memory
 };
 
 // EF21: worker c = C(g_i - gi), gi += c; server g += sum w_i c_i, steps lr * g. With
@@ -45,10 +52,16 @@ class EF21 final : public Method {
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override;
     void load_state(const NamedArrays& s) override;
+    std::vector<OwnedArray> take_state() override { return take_rows({{"g_workers", &gi_}}); }
+    bool streams() const override { return !combiner; }
+    void stream_begin(const Round& r, double* step) override;
+    void stream_add(const Round& r, const uint32_t* senders, const float* const* rows, size_t n, double* step) override;
+    int64_t stream_finish(const Round& r, double* step) override;
 
    private:
     bool exact_init_;
-    std::vector<double> gi_, g_;
+    StateRows gi_;  // m x d
+    std::vector<double> g_;
     std::vector<uint8_t> started_;
 };
 
@@ -64,10 +77,16 @@ class DIANA final : public Method {
                    const std::vector<Message>& msgs, double* step) override;
     NamedArrays state() const override;
     void load_state(const NamedArrays& s) override;
+    std::vector<OwnedArray> take_state() override { return take_rows({{"h_workers", &hi_}}); }
+    bool streams() const override { return !combiner; }
+    void stream_begin(const Round& r, double* step) override;
+    void stream_add(const Round& r, const uint32_t* senders, const float* const* rows, size_t n, double* step) override;
+    int64_t stream_finish(const Round& r, double* step) override;
 
    private:
     double alpha_;
-    std::vector<double> hi_, h_, tmp_;
+    StateRows hi_;  // m x d
+    std::vector<double> h_, tmp_;
 };
 
 }  // namespace pyqsgd

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pyqsgd/compressor.hpp"
+#include "pyqsgd/methods/state_rows.hpp"
 #include "pyqsgd/parallel.hpp"
 
 namespace pyqsgd {
@@ -22,6 +23,7 @@ struct RunInfo {
     std::vector<double> weights;  // aggregation weights w_i, summing to 1 (Mean: 1/m)
     std::vector<double> prob;     // participation probabilities p_i (1 = always)
     std::vector<double> batch;    // samples per local gradient (batch size or shard size)
+    bool state_f32 = false;       // per-worker state rows in float32 (simulate(state_dtype=...))
 };
 
 enum class Upload : uint8_t { kIdle = 0, kSent = 1, kSkipped = 2 };
@@ -42,6 +44,15 @@ struct Round {
 };
 
 using NamedArrays = std::vector<std::pair<std::string, std::vector<double>>>;
+
+// A state array moved out of a finished run (float64, or float32 for float32 state rows), so
+// handing the state to Python does not copy the largest arrays of the run.
+struct OwnedArray {
+    std::string name;
+    bool f32 = false;
+    std::vector<double> f64;
+    std::vector<float> f32_data;
+};
 
 // A server-side aggregation rule other than the weighted sum (an Aggregator written in Python).
 // `senders` are the workers that sent, in worker order; coef[k] is the coefficient the weighted
@@ -83,6 +94,22 @@ class Method {
     virtual void load_state(const NamedArrays& s) {
         if (!s.empty()) fail(name() + ": load_state is not implemented for this method");
     }
+    // The state, moved out: the method's state is unspecified afterwards (the run is over).
+    // The default copies state(); methods with StateRows move those rows.
+    virtual std::vector<OwnedArray> take_state();
+
+    // Streaming server step (the simulator's memory-lean path). A method whose server step
+    // reads the decoded messages only through weighted sums in worker order can take them a
+    // chunk of workers at a time, so the simulator never holds all m decoded messages:
+    // stream_begin zeroes the sums, stream_add adds one chunk's senders (in worker order, the
+    // chunks in worker order), stream_finish completes the step. The floating-point operations
+    // are exactly server()'s, so both give bitwise-identical steps.
+    virtual bool streams() const { return false; }
+    virtual void stream_begin(const Round&, double* step) {}
+    virtual void stream_add(const Round&, const uint32_t* senders, const float* const* rows, size_t n,
+                            double* step) {}
+    virtual int64_t stream_finish(const Round&, double* step) { return -1; }
+
     // Learned per-worker vote weights (federated voting); empty otherwise.
     virtual std::vector<double> vote_weights() const { return {}; }
     // True when a worker or server step calls back into Python (a Python method, compressor or
@@ -112,6 +139,10 @@ class Method {
     // NonFiniteError when v is not finite in float32.
     void compress_vector(uint32_t i, const Round& r, const double* v, Message& msg, float* decoded,
                          Workspace& ws) const;
+    // The same for a float32 vector (a float32 state row): float(v) is v, so the message is
+    // the one the float64 overload gives for the same values.
+    void compress_vector(uint32_t i, const Round& r, const float* v, Message& msg, float* decoded,
+                         Workspace& ws) const;
     // out = scale * sum over sent workers of coef(i) decoded[i] (the weighted sum, exactly as
     // weighted_sum with coefficients scale * coef(i)), or scale * combiner(...) when a combiner
     // is set. Methods call it where they form their estimator.
@@ -122,6 +153,9 @@ class Method {
     template <class Coef>
     void weighted_sum(const std::vector<Upload>& status, const std::vector<float*>& decoded, Coef coef,
                       double* out) const;
+    // out[j] += coef(senders[k]) * rows[k][j] for k in order: one chunk of a weighted sum.
+    template <class Coef>
+    void accumulate(const uint32_t* senders, const float* const* rows, size_t n, Coef coef, double* out) const;
 
    protected:
     RunInfo info_;
@@ -131,9 +165,27 @@ class Method {
 
     // Copies each array of `s` into the slot with its name, checking sizes; every slot is required.
     void assign_state(const NamedArrays& s, const std::vector<std::pair<std::string, std::vector<double>*>>& slots);
+    // server() of a streaming method without a combiner: its stream steps over all senders.
+    int64_t server_by_stream(const Round& r, const std::vector<Upload>& status, const std::vector<float*>& decoded,
+                             double* step);
+    // take_state() for a method whose state() lists `rows` (moved) among other arrays (copied).
+    std::vector<OwnedArray> take_rows(const std::vector<std::pair<std::string, StateRows*>>& rows);
+    std::vector<uint32_t> stream_senders_;  // server_by_stream scratch
+    std::vector<const float*> stream_rows_;
     // Estimator coefficient w_i / p_i (unbiased under partial participation).
     double est_coef(uint32_t i) const { return info_.weights[i] / info_.prob[i]; }
 };
+
+template <class Coef>
+void Method::accumulate(const uint32_t* senders, const float* const* rows, size_t n, Coef coef, double* out) const {
+    parallel_blocks(int64_t(info_.d), [&](int64_t, int64_t lo, int64_t hi) {
+        for (size_t k = 0; k < n; ++k) {
+            const double c = coef(senders[k]);
+            const float* row = rows[k];
+            for (int64_t j = lo; j < hi; ++j) out[j] += c * double(row[j]);
+        }
+    });
+}
 
 template <class Coef>
 void Method::weighted_sum(const std::vector<Upload>& status, const std::vector<float*>& decoded, Coef coef,

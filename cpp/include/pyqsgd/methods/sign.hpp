@@ -22,11 +22,17 @@ class LESignSGD final : public Method {
     size_t history_needed() const override { return D_; }
     NamedArrays state() const override;
     void load_state(const NamedArrays& s) override;
+    std::vector<OwnedArray> take_state() override;
+    bool streams() const override { return true; }  // the server sums w_i c_i whatever the aggregator
+    void stream_begin(const Round& r, double* step) override;
+    void stream_add(const Round& r, const uint32_t* senders, const float* const* rows, size_t n, double* step) override;
+    int64_t stream_finish(const Round& r, double* step) override;
 
    private:
     uint32_t D_, t_bar_;
     double xi_;
-    std::vector<double> gh_, e_, G_, streak_;
+    StateRows gh_, e_;  // m x d
+    std::vector<double> G_, streak_;
 };
 
 // Federated-voting options; MV is the special case "no learning" (weights all 1).
@@ -59,11 +65,12 @@ class SignVote final : public Method {
     NamedArrays state() const override;
     void load_state(const NamedArrays& s) override;
     std::vector<double> vote_weights() const override;
+    std::vector<OwnedArray> take_state() override { return take_rows({{"momentum", &mom_}}); }
 
    private:
     void update_weights();
     VoteConfig cfg_;
-    std::vector<double> mom_;        // m x d worker momentum (when worker_momentum > 0)
+    StateRows mom_;                  // m x d worker momentum (m = 0 rows without worker_momentum)
     std::vector<double> N_, A_;      // counters: N per worker; A per worker (or m x d)
     std::vector<double> w_;          // current weights: m (or m x d)
     std::vector<float> vote_;

@@ -11,8 +11,8 @@ each worker's batch is min(32, its shard size): unequal batches, i.e. the padded
 ``batched=False`` loads the parameters and runs forward/backward once per worker, the way
 Flower or FedLab run their clients. Both run through ``pq.simulate`` with ``log_every=rounds``;
 the full-data loss and gradient it logs at round 0 and at the last round are timed as they run
-(``Timed``) and left out, so rounds/s is the rate of the rounds themselves. torch's thread count is set
-explicitly (``--threads``, default 1 and 2); repeats are interleaved and the best kept, so load
+(``Timed``) and left out, so rounds/s is the rate of the rounds themselves. torch's and pyqsgd's thread
+counts are set explicitly and equal (``--threads``, default 1 and 2); repeats are interleaved and the best kept, so load
 from other processes hits both paths alike.
 
 Memory: each worker count runs in a fresh process (peaks do not accumulate) on the digits
@@ -117,7 +117,7 @@ class Free:
 def run(prob, parts, batch, rounds, threads, state_dtype="float64"):
     """(rounds/s without the logged metrics, seconds of one metric evaluation, history)."""
     torch.set_num_threads(threads)
-    pq.set_num_threads(1)  # the simulator's own step (EF21 + TopK) is the same for both paths
+    pq.set_num_threads(threads)  # the simulator (EF21 + TopK) gets the same cores on both paths
     timed = Timed(prob)
     t0 = time.perf_counter()
     hist = pq.simulate(timed, pq.methods.EF21(pq.TopK(ratio=RATIO)), n_workers=len(parts), rounds=rounds, lr=LR,
@@ -165,7 +165,7 @@ def speed(args):
           f"{max(map(len, parts))}, batch min(32, shard) (mean {np.mean(batch):.1f}); EF21(TopK(ratio={RATIO})), "
           f"lr={LR}; pyqsgd {pq.__version__}, torch {torch.__version__}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores; "
-          f"torch threads set to {args.threads} in turn (torch.set_num_threads), pq.set_num_threads(1)")
+          f"torch threads set to {args.threads} in turn (torch.set_num_threads), the same for pq.set_num_threads")
     for name, prob in probs.items():  # warm-up: first calls initialise torch's kernels
         run(prob, parts, batch, 1, args.threads[0])
     best = {(name, t): 0.0 for name in probs for t in args.threads}

@@ -116,10 +116,22 @@ void select_topk(const float* x, uint64_t d, uint64_t k, Workspace& ws, std::vec
     // 1. Guess a threshold below the k-th largest |x| from a fixed strided sample, aiming at
     //    ~1.5k candidates; the sample positions depend only on d, so the result is deterministic
     //    (and the final selection is exact whatever the guess).
+    //    The sample is d/16 positions, at least 1024 and at most 16384: selecting within it is
+    //    the costly part for small d, where the whole vector would otherwise be sampled.
     std::vector<uint32_t>& sample = ws.u(0);
-    const uint64_t ns = std::min<uint64_t>(d, 1 << 14);
+    const uint64_t ns = std::min<uint64_t>(d, std::clamp<uint64_t>(d / 16, 1024, 1 << 14));
     sample.resize(ns);
-    for (uint64_t i = 0; i < ns; ++i) sample[i] = abs_key(x, i * d / ns);
+    // Positions floor(i d / ns), stepped without a 64-bit division per sample.
+    const uint64_t step = d / ns, extra = d % ns;
+    for (uint64_t i = 0, pos = 0, rem = 0; i < ns; ++i) {
+        sample[i] = abs_key(x, pos);
+        pos += step;
+        rem += extra;
+        if (rem >= ns) {
+            ++pos;
+            rem -= ns;
+        }
+    }
     // The sample count above the true k-th largest is ~Binomial(ns, k/d): mean q, sd <= sqrt(q).
     // Taking rank q + 4 sqrt(q) + 8 keeps the guess below the k-th largest except with
     // probability ~3e-5 (then a second pass runs), while admitting only ~k + 4 sqrt(q) d/ns

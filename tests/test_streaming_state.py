@@ -314,23 +314,26 @@ MEMORY_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _peak_kib(m, d, dtype, streaming):
+def _peak_kib(m, d, dtype, streaming, cwd):
+    # cwd outside the repository: `python -c` puts it first on sys.path, where the source
+    # folder pyqsgd/ (no compiled _core) would shadow the installed package.
     out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(m), str(d), dtype, "1" if streaming else "0"],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         capture_output=True, text=True, timeout=600, cwd=cwd,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc peak-RSS reset")
 @pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""), reason="ASan's shadow memory and quarantine change RSS")
-def test_streamed_float32_run_fits_the_memory_formula():
+def test_streamed_float32_run_fits_the_memory_formula(tmp_path):
     m, d = 300, 100_000
-    res = _peak_kib(m, d, "float32", True)
+    res = _peak_kib(m, d, "float32", True, tmp_path)
     assert res["dtype"] == "float32" and res["streaming"] is True
     state = 4 * m * d  # one float32 error row per worker
     slots = 8 * d * (8 + 4 + 16)  # 8 chunk slots: local vector, decoded message, method/TopK scratch
     bound = 1.1 * (state + slots) + 8 * 2**20  # + allocator slack (measured: within 2% of state + slots)
     assert res["kib"] * 1024 <= bound, (res, bound)
     # The buffered float64 path really is bigger: the bound above is not vacuous.
-    buffered = _peak_kib(m, d, "float64", False)
+    buffered = _peak_kib(m, d, "float64", False, tmp_path)
     assert buffered["kib"] * 1024 > 2 * bound, (buffered, bound)

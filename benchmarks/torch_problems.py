@@ -4,16 +4,24 @@
     python benchmarks/torch_problems.py --quick    # smoke run, seconds
 
 Setting: a small CNN (Conv2d(1,8,3)-ReLU-Conv2d(8,16,3)-ReLU-Linear(256,10), d = 3818,
-float32) on the bundled digits (8x8 images, n = 1797), EF21 + TopK(ratio=0.01), 100 workers
-on a Dirichlet(alpha=0.5) label split. The digits give 18 samples per worker on average, so
-each worker's batch is min(32, its shard size): unequal batches, i.e. the padded path.
+float32) on the bundled digits (8x8 images), EF21 + TopK(ratio=0.01), 100 workers, in two
+settings (``--settings``):
+
+* ``iid32``: batch 32 on every worker (the digits twice, n = 3594, an iid split of 36 samples
+  per worker): equal batches, one vmap call per round;
+* ``dirichlet``: a Dirichlet(alpha=0.5) label split of the plain digits (n = 1797, 18 samples
+  per worker on average), batch min(32, shard): unequal batches, i.e. the padded path.
+
 ``batched=True`` computes all workers' gradients of a round in one vmap call;
 ``batched=False`` loads the parameters and runs forward/backward once per worker, the way
 Flower or FedLab run their clients. Both run through ``pq.simulate`` with ``log_every=rounds``;
 the full-data loss and gradient it logs at round 0 and at the last round are timed as they run
 (``Timed``) and left out, so rounds/s is the rate of the rounds themselves. torch's and pyqsgd's thread
 counts are set explicitly and equal (``--threads``, default 1 and 2); repeats are interleaved and the best kept, so load
-from other processes hits both paths alike.
+from other processes hits both paths alike. The script re-runs itself with glibc keeping freed
+blocks (``--allocator keep``, the default; ``--allocator system`` for glibc's defaults), as a
+caching allocator would: otherwise the batched call's large temporaries are returned to the OS
+and faulted in again every call, which makes its speed bimodal across processes.
 
 Memory: each worker count runs in a fresh process (peaks do not accumulate) on the digits
 replicated 18x (n = 32346, so 1000 workers x batch 32 fit; copies, not new images; 2x in
@@ -36,6 +44,27 @@ import os
 import subprocess
 import sys
 import time
+
+
+def _keep_freed_blocks():
+    """Re-executes this script with glibc keeping freed blocks (``--allocator keep``, default).
+
+    glibc hands the multi-MiB blocks torch frees after every call back to the OS and faults
+    them in again on the next: the batched call then takes 18-24 ms instead of 15-17 (bimodal
+    across processes). PyTorch's CPU tuning guide recommends a caching allocator (jemalloc,
+    tcmalloc) for this; the glibc settings are the same idea, for both paths. It runs before
+    torch and pyqsgd are imported, so the new process starts exactly as this one would have
+    (pyqsgd's import sets OMP_WAIT_POLICY, which must not leak into torch's OpenMP runtime).
+    """
+    argv = sys.argv[1:]
+    system = "--allocator=system" in argv or any(a == "--allocator" and b == "system" for a, b in zip(argv, argv[1:]))
+    if __name__ != "__main__" or system or "--memory-child" in argv or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="134217728", MALLOC_TRIM_THRESHOLD_="536870912")
+    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], env)
+
+
+_keep_freed_blocks()
 
 try:
     import torch
@@ -154,18 +183,31 @@ def memory_child(m, rounds, threads, copies, npz, free, state_dtype):
                       "data_mb": (prob.X.numel() * 4 + prob.y.numel() * 8) / 2**20}))
 
 
-def speed(args):
-    X, y = digits()
-    parts = pq.data.partition(y, args.workers, scheme="dirichlet", alpha=0.5, key=0)
-    batch = [min(32, len(p)) for p in parts]
+def speed(args, setting):
+    """``setting="iid32"``: the issue's setting, batch 32 on every worker (the digits twice, an iid
+    split of 36 samples per worker: one unpadded vmap call per round). ``"dirichlet"``: the
+    non-IID split of the plain digits, batches min(32, shard): unequal, so padded calls."""
+    if setting == "iid32":
+        X, y = digits(2)
+        parts = pq.data.partition(len(y), args.workers, key=0)
+        batch = [32] * len(parts)
+        split = f"iid split, shard sizes {min(map(len, parts))}-{max(map(len, parts))}, batch 32"
+    else:
+        X, y = digits()
+        parts = pq.data.partition(y, args.workers, scheme="dirichlet", alpha=0.5, key=0)
+        batch = [min(32, len(p)) for p in parts]
+        split = (f"Dirichlet(alpha=0.5) split, shard sizes {min(map(len, parts))}-{max(map(len, parts))}, "
+                 f"batch min(32, shard) (mean {np.mean(batch):.1f})")
     probs = {"batched": TorchProblem(cnn(), X, y), "loop": TorchProblem(cnn(), X, y, batched=False)}
     rounds = {"batched": args.rounds, "loop": args.loop_rounds}
-    print(f"data: bundled digits, n={len(y)}, images (1, 8, 8); CNN d={probs['batched'].dim} (float32); "
-          f"{args.workers} workers, Dirichlet(alpha=0.5) split, shard sizes {min(map(len, parts))}-"
-          f"{max(map(len, parts))}, batch min(32, shard) (mean {np.mean(batch):.1f}); EF21(TopK(ratio={RATIO})), "
+    print()
+    print(f"== {setting}: bundled digits, n={len(y)}, images (1, 8, 8); CNN d={probs['batched'].dim} (float32); "
+          f"{args.workers} workers, {split}; EF21(TopK(ratio={RATIO})), "
           f"lr={LR}; pyqsgd {pq.__version__}, torch {torch.__version__}")
+    keep = "MALLOC_TRIM_THRESHOLD_" in os.environ
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores; "
-          f"torch threads set to {args.threads} in turn (torch.set_num_threads), the same for pq.set_num_threads")
+          f"torch threads set to {args.threads} in turn (torch.set_num_threads), the same for pq.set_num_threads; "
+          f"allocator: {'glibc keeping freed blocks' if keep else 'glibc defaults'}")
     for name, prob in probs.items():  # warm-up: first calls initialise torch's kernels
         run(prob, parts, batch, 1, args.threads[0])
     best = {(name, t): 0.0 for name in probs for t in args.threads}
@@ -206,6 +248,8 @@ def memory(args):
     with tempfile.TemporaryDirectory() as tmp:
         npz = os.path.join(tmp, "digits.npz")
         np.savez(npz, X=X, y=y)
+        # Peak memory under glibc's defaults: a kept-blocks allocator would report its pools.
+        system_malloc = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
         for m in args.memory_workers:
             for state_dtype in ("float64", "float32"):
                 row = {}
@@ -214,7 +258,7 @@ def memory(args):
                     res = subprocess.run([sys.executable, __file__, "--memory-child", str(m), "--rounds",
                                           str(args.memory_rounds), "--threads", str(args.threads[0]), "--copies",
                                           str(args.copies), "--npz", npz, "--state-dtype", state_dtype] + extra,
-                                         capture_output=True, text=True)
+                                         capture_output=True, text=True, env=system_malloc)
                     if res.returncode:
                         sys.exit(f"torch_problems: memory row m={m} {state_dtype} {' '.join(extra)} failed:\n"
                                  f"{res.stderr}")
@@ -224,7 +268,7 @@ def memory(args):
                 rows.append(row)
     first = rows[0]
     print()
-    print(f"memory: digits x{args.copies} (n={first['n']}, X float32 {first['data_mb']:.1f} MiB with labels), iid "
+    print(f"memory (glibc defaults): digits x{args.copies} (n={first['n']}, X float32 {first['data_mb']:.1f} MiB with labels), iid "
           f"split, batch 32, {args.memory_rounds} rounds, batched, one fresh process per row, torch threads "
           f"{args.threads[0]}; peak reset after warm-up: {all(r['reset'] for r in rows)}")
     print(f"| {'workers':>7} | {'state':<7} | {'RSS before run':>14} | {'peak RSS':>9} | {'peak - before':>13} | "
@@ -249,6 +293,11 @@ def main():
     ap.add_argument("--loop-rounds", type=int, default=10, help="per-worker-loop rounds per timing")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
+    ap.add_argument("--allocator", choices=["keep", "system"], default="keep",
+                    help="keep (default): glibc keeps freed blocks (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_, "
+                         "set for both paths); system: glibc's defaults")
+    ap.add_argument("--settings", type=lambda s: s.split(","), default=["iid32", "dirichlet"],
+                    help="speed settings: iid32 (batch 32 everywhere), dirichlet (non-IID, padded)")
     ap.add_argument("--memory-workers", type=lambda s: [int(v) for v in s.split(",")], default=[10, 100, 1000])
     ap.add_argument("--memory-rounds", type=int, default=5)
     ap.add_argument("--copies", type=int, default=18, help="replications of the digits for the memory rows")
@@ -265,8 +314,10 @@ def main():
         return
     if args.quick:
         args.rounds, args.loop_rounds, args.repeats, args.threads = 3, 2, 1, args.threads[:1]
+        args.settings = args.settings[:1]
         args.memory_workers, args.memory_rounds, args.copies, args.free_rows = [100], 2, 2, False
-    speed(args)
+    for setting in args.settings:
+        speed(args, setting)
     memory(args)
 
 

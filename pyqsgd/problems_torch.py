@@ -4,7 +4,8 @@
 the simulator works on: ``loss(x)``, ``grad(x, indices)`` and ``grad_batch(x, batches)``, which
 computes every participating worker's minibatch gradient in one vectorised call
 (``torch.func.functional_call`` + ``vmap`` + ``grad``). Import it explicitly (pyqsgd itself
-never imports torch): ``from pyqsgd.problems_torch import TorchProblem``.
+never imports torch): ``from pyqsgd.problems_torch import TorchProblem``. Import ``torch``
+before ``pyqsgd`` for torch's full multi-threaded speed (docs: concepts, threads).
 """
 from __future__ import annotations
 
@@ -59,10 +60,11 @@ class TorchProblem:
     with ordinary autograd (load the parameters, forward, backward), as Flower or FedLab run
     their clients; both agree to float rounding. Randomness: none. Batches come from the
     simulator's keyed streams and the model must be deterministic (no dropout in training
-    mode), so the same key gives the same run. Across thread counts the run is as
-    reproducible as torch's CPU kernels on short reductions (a minibatch; full-data gradients
-    are float64 sums of 64-sample pieces, see :meth:`grad`): bitwise in our tests at 1 and 2
-    threads, not something torch guarantees.
+    mode), so the same key gives the same run, bitwise, at a fixed torch thread count and at
+    any pyqsgd thread count. Across torch thread counts the run is as reproducible as torch's
+    CPU kernels: bitwise for the MLP in the tests at 1 and 2 threads, but convolutions of some
+    shapes round differently (a 64-sample piece of a small CNN: 2e-8 relative between 1 and 2
+    threads), which torch does not promise otherwise.
 
     Parameters
     ----------
@@ -337,8 +339,9 @@ class TorchProblem:
         Batched, a large index set is cut into pieces of ``_PIECE`` (64) samples whose
         gradients (:meth:`grad_batch` calls of at most ``max_samples`` samples) are summed in
         float64 in piece order, weighted by their share. torch may reorder a long reduction
-        with the thread count; a float64 sum of short ones in fixed order stays put, so the
-        logged ``grad_norm_sq`` does not depend on the thread count.
+        with its thread count; a float64 sum of short ones in fixed order keeps that out of
+        the logged ``grad_norm_sq``, as far as torch's kernels on the short pieces allow (see
+        the class docstring).
         ``batched=False`` sums autograd passes of ``eval_chunk`` samples the same way.
         """
         x = self._point(x, "grad")

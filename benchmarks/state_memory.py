@@ -16,7 +16,9 @@ increase is the formula of docs/guides/memory.md:
   s m d b + m d (8 + 4 + c).
 
 Buffered rows whose formula exceeds ``--max-gib`` (default: half the machine's memory) are not
-run, and say so.
+run, and say so. With torch installed, a last table runs a ``TorchProblem`` (an MLP with
+d = 998,070) with ``--torch-workers`` (default 1000) workers in both state dtypes: the Python
+path, whose local vectors come a window of workers at a time.
 """
 from __future__ import annotations
 
@@ -65,14 +67,63 @@ def child(m, d, dtype, streamed):
                       "streaming": hist.meta["streaming"], "state": str(hist.state["error"].dtype)}))
 
 
+def torch_child(m, dtype):
+    """The same for a TorchProblem: an MLP with d ~ 1M parameters, batch 4 per worker."""
+    import torch
+
+    from pyqsgd.problems_torch import TorchProblem
+
+    torch.set_num_threads(1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(64, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 900),
+                                  torch.nn.ReLU(), torch.nn.Linear(900, 10))
+    X, y = pq.data.load_bundled("digits")
+    X, y = np.tile(X, (3, 1)), np.tile(y, 3)  # 5391 samples: >= 4 per worker at m = 1000
+    prob = TorchProblem(net, X, y)
+    pq.set_num_threads(1)
+    method = pq.methods.EF(pq.TopK(ratio=RATIO))
+    pq.simulate(prob, method, n_workers=8, rounds=1, lr=0.1, batch_size=4, x0=prob.x0)  # warm-up
+    reset = _reset_peak()
+    before = rss_kb("VmRSS")
+    import time
+
+    t0 = time.perf_counter()
+    hist = pq.simulate(prob, method, n_workers=m, rounds=1, lr=0.1, batch_size=4, x0=prob.x0, state_dtype=dtype,
+                       log_every=1)
+    print(json.dumps({"before_kb": before, "peak_kb": rss_kb("VmHWM"), "reset": reset, "d": prob.dim,
+                      "seconds": time.perf_counter() - t0, "state": str(hist.state["error"].dtype)}))
+
+
+def torch_rows(m):
+    print()
+    print(f"TorchProblem: MLP 64-1024-900-10, EF(TopK(ratio={RATIO})), {m} workers, batch 4, one round, 1 thread "
+          "(the round includes logging the full-data loss and gradient twice)")
+    print(f"| {'workers':>7} | {'state':<7} | {'d':>8} | {'state rows':>10} | {'peak - before':>13} | {'s':>6} |")
+    print(f"|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 12}|{'-' * 15}|{'-' * 8}|")
+    for dtype, b in (("float64", 8), ("float32", 4)):
+        res = subprocess.run([sys.executable, __file__, "--torch-child", str(m), dtype], capture_output=True, text=True)
+        if res.returncode:
+            sys.exit(f"state_memory: torch row {dtype} failed:\n{res.stderr}")
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        grew = (out["peak_kb"] - out["before_kb"]) * 1024
+        print(f"| {m:>7} | {dtype:<7} | {out['d']:>8} | {m * out['d'] * b / 2**20:>6.0f} MiB | {grew / 2**20:>9.0f} MiB | "
+              f"{out['seconds']:>6.1f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--d", type=int, default=1_000_000)
     ap.add_argument("--workers", type=lambda s: [int(v) for v in s.split(",")], default=[10, 100, 1000])
     ap.add_argument("--max-gib", type=float, default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--torch-workers", type=int, default=1000, help="TorchProblem rows (0: skip)")
     ap.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--torch-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.torch_child:
+        torch_child(int(args.torch_child[0]), args.torch_child[1])
+        return
     if args.child:
         m, d, dtype, streamed = args.child
         child(int(m), int(d), dtype, streamed == "1")
@@ -106,6 +157,15 @@ def main():
                 print(f"| {m:>7} | {path:<9} | {dtype:<7} | {f / 2**20:>7.0f} MiB | {grew / 2**20:>9.0f} MiB | "
                       f"{out['seconds'] / 2:>7.2f} |")
     print(f"peak reset before each run: {all(resets)}; formula: docs/guides/memory.md (s=1 state row, c={SCRATCH} B)")
+    if args.quick:
+        args.torch_workers = min(args.torch_workers, 50)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("TorchProblem rows skipped: PyTorch is not installed")
+        return
+    if args.torch_workers:
+        torch_rows(args.torch_workers)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
 """PyTorch models as problems for the Python path of :func:`pyqsgd.simulate`.
 
 ``TorchProblem(model, X, y)`` presents any ``torch.nn.Module`` as the flat-parameter objective
-the simulator works on: ``loss(x)``, ``grad(x, indices)`` and ``grad_batch(x, batches)``, which
-computes every participating worker's minibatch gradient in one vectorised call
-(``torch.func.functional_call`` + ``vmap`` + ``grad``). Import it explicitly (pyqsgd itself
-never imports torch): ``from pyqsgd.problems_torch import TorchProblem``. Import ``torch``
-before ``pyqsgd`` for torch's full multi-threaded speed (docs: concepts, threads).
+the simulator works on: ``loss(x)``, ``grad(x, indices)`` and ``grad_batch(x, batches)``, all
+participants' minibatch gradients in one vectorised call (``torch.func.functional_call`` +
+``vmap`` + ``grad``). pyqsgd never imports torch; import torch first, then pyqsgd (for
+torch's multi-threaded speed, docs: concepts, threads) and ``pyqsgd.problems_torch``.
 """
 from __future__ import annotations
 
@@ -29,6 +28,9 @@ __all__ = ["TorchProblem"]
 _OWNER = "TorchProblem"
 # Samples per piece of a large-gradient sum in the batched path (see TorchProblem.grad).
 _PIECE = 64
+# Gradient rows one vmap call may hold (~16 B per entry: float32 rows, their concatenation, the
+# float64 result): large models get fewer rows per call, bounding memory at any worker count.
+_CALL_BYTES = 256 * 2**20
 
 
 def _as_tensor(v, name):
@@ -60,11 +62,9 @@ class TorchProblem:
     with ordinary autograd (load the parameters, forward, backward), as Flower or FedLab run
     their clients; both agree to float rounding. Randomness: none. Batches come from the
     simulator's keyed streams and the model must be deterministic (no dropout in training
-    mode), so the same key gives the same run, bitwise, at a fixed torch thread count and at
-    any pyqsgd thread count. Across torch thread counts the run is as reproducible as torch's
-    CPU kernels: bitwise for the MLP in the tests at 1 and 2 threads, but convolutions of some
-    shapes round differently (a 64-sample piece of a small CNN: 2e-8 relative between 1 and 2
-    threads), which torch does not promise otherwise.
+    mode): the same key gives the same run, bitwise, at a fixed torch thread count (and any
+    pyqsgd one). Across torch thread counts it is as reproducible as torch's CPU kernels: an
+    MLP is bitwise at 1 and 2 threads, convolutions of some shapes are not (2e-8 relative).
 
     Parameters
     ----------
@@ -355,7 +355,7 @@ class TorchProblem:
         if self._batch_stats:
             return self.grad_batch(x, [idx])[0]
         pieces = [idx[s:s + _PIECE] for s in range(0, idx.size, _PIECE)]
-        per_call = max(1, self.max_samples // _PIECE)  # rows held at once: memory stays bounded
+        per_call = max(1, min(self.max_samples // _PIECE, self._max_rows()))  # rows held at once
         for c in range(0, len(pieces), per_call):
             group = pieces[c:c + per_call]
             for piece, row in zip(group, self.grad_batch(x, group)):
@@ -391,19 +391,23 @@ class TorchProblem:
 
     def _chunks(self, sizes):
         """Groups of rows for one vmap call each: largest batches first, at most ``max_samples``
-        padded samples per group, no batch padded to more than twice its size (a call costs
-        about its padded samples, so more than 2x padding costs more than another call);
-        batch-statistics models group equal sizes only (no padding)."""
+        padded samples and ``_max_rows()`` rows per group, no batch padded to more than twice its
+        size (a call costs about its padded samples, so more than 2x padding costs more than
+        another call); batch-statistics models group equal sizes only (no padding)."""
         order = sorted(range(len(sizes)), key=lambda r: -sizes[r])  # stable: ties keep worker order
+        max_rows = self._max_rows()
         groups, start = [], 0
         while start < len(order):
             top, end = sizes[order[start]], start + 1
             while (end < len(order) and (end - start + 1) * top <= self.max_samples and 2 * sizes[order[end]] >= top
-                   and not (self._batch_stats and sizes[order[end]] != top)):
+                   and end - start < max_rows and not (self._batch_stats and sizes[order[end]] != top)):
                 end += 1
             groups.append(order[start:end])
             start = end
         return groups
+
+    def _max_rows(self):
+        return max(1, _CALL_BYTES // (16 * self.dim))
 
     def _vmapped(self, xt, idx):
         k, top = len(idx), max(b.size for b in idx)

@@ -332,6 +332,10 @@ def _history(sim, method, meta, dtype, stopped, status):
     return History(arrays, x, state, meta, stopped, status)
 
 
+# Local vectors a Python problem computes at once on the streamed path (float64 rows).
+WINDOW_BYTES = 128 * 2**20
+
+
 def _python_samples(problem, partition):
     """Sample count of a Python problem: ``n_samples``, else ``len(problem)``, else implied by an
     explicit partition (largest index + 1)."""
@@ -358,11 +362,19 @@ def _run_python(problem, sim, cfg, rounds, x0, bar, n):
     if not sim.log_external(*_python_metrics(problem, sim.x, n)):
         return "non-finite loss or model at round 0"
     local = _local_batched if callable(getattr(problem, "grad_batch", None)) else _local_loop
-    V = np.zeros((m, d))
+    # Streamed (sim.streaming): the simulator asks for the local vectors a window of workers at
+    # a time, so at most WINDOW_BYTES of them exist; otherwise one window of all m workers.
+    per_call = max(1, min(m, WINDOW_BYTES // (8 * d))) if sim.streaming else m
+    V = np.zeros((per_call, d))
     for t in range(rounds):
         x = sim.x
-        local(problem, sim, cfg, t, x, V)
-        if not sim.step_external(V):
+        active = sim.participation(t)
+
+        def rows(w0, k, t=t, x=x, active=active):
+            local(problem, sim, cfg, t, x, V[:k], active, w0)
+            return V[:k]
+
+        if not sim.step_external_rows(rows, per_call):
             # A vector for the wire was NaN/Inf or overflowed float32: log this round (unless
             # it already is) and stop.
             if not sim.due_for_log:
@@ -375,32 +387,35 @@ def _run_python(problem, sim, cfg, rounds, x0, bar, n):
     return None
 
 
-def _local_loop(problem, sim, cfg, t, x, V):
-    """Round t's local vectors into the rows of V, one ``grad`` call per participant and step."""
-    for i in np.flatnonzero(sim.participation(t)):
+def _local_loop(problem, sim, cfg, t, x, V, active, w0):
+    """Round t's local vectors of workers w0.. into the rows of V (row j = worker w0 + j), one
+    ``grad`` call per participant and step."""
+    for j in np.flatnonzero(active[w0:w0 + V.shape[0]]):
+        i = int(w0 + j)
         if cfg.local_steps == 0:
-            V[i] = problem.grad(x, sim.batch(t, int(i), 0))
+            V[j] = problem.grad(x, sim.batch(t, i, 0))
         else:
             xl = x.copy()
             for h in range(cfg.local_steps):
-                xl -= cfg.local_lr * np.asarray(problem.grad(xl, sim.batch(t, int(i), h)), dtype=np.float64)
-            V[i] = x - xl
+                xl -= cfg.local_lr * np.asarray(problem.grad(xl, sim.batch(t, i, h)), dtype=np.float64)
+            V[j] = x - xl
 
 
-def _local_batched(problem, sim, cfg, t, x, V):
-    """As :func:`_local_loop`, with one ``grad_batch`` call per round (per local step) for all
+def _local_batched(problem, sim, cfg, t, x, V, active, w0):
+    """As :func:`_local_loop`, with one ``grad_batch`` call per window (per local step) for its
     participants; the same float64 updates row by row, so equal gradients give equal vectors."""
-    active = np.flatnonzero(sim.participation(t))
-    if active.size == 0:
+    rows = np.flatnonzero(active[w0:w0 + V.shape[0]])
+    if rows.size == 0:
         return
+    workers = [int(w0 + j) for j in rows]
     if cfg.local_steps == 0:
-        V[active] = _grad_rows(problem, x, [sim.batch(t, int(i), 0) for i in active], V.shape[1])
+        V[rows] = _grad_rows(problem, x, [sim.batch(t, i, 0) for i in workers], V.shape[1])
         return
-    XL = np.tile(x, (active.size, 1))
+    XL = np.tile(x, (rows.size, 1))
     for h in range(cfg.local_steps):
-        G = _grad_rows(problem, XL, [sim.batch(t, int(i), h) for i in active], V.shape[1])
+        G = _grad_rows(problem, XL, [sim.batch(t, i, h) for i in workers], V.shape[1])
         XL -= cfg.local_lr * G.astype(np.float64, copy=False)
-    V[active] = x - XL
+    V[rows] = x - XL
 
 
 def _grad_rows(problem, x, batches, d):

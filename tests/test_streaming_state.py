@@ -88,20 +88,23 @@ def test_streamed_equals_buffered_bitwise(problem, name, feature):
         _assert_identical(streamed, buffered)
 
 
+class Quadratic:
+    """A Python problem without grad_batch (one grad call per worker)."""
+
+    n_samples, dim = 400, 30
+
+    def __init__(self):
+        self.b = np.random.default_rng(1).standard_normal((400, 30))
+
+    def loss(self, x):
+        return 0.5 * float(np.mean(np.sum((x - self.b) ** 2, axis=1)))
+
+    def grad(self, x, idx):
+        return x - self.b[idx].mean(0)
+
+
 def test_python_problem_streams_identically(problem):
-    # The external path (gradients from Python) reads the caller's m x d array in place.
-    class Quadratic:
-        n_samples, dim = 400, 30
-
-        def __init__(self):
-            self.b = np.random.default_rng(1).standard_normal((400, 30))
-
-        def loss(self, x):
-            return 0.5 * float(np.mean(np.sum((x - self.b) ** 2, axis=1)))
-
-        def grad(self, x, idx):
-            return x - self.b[idx].mean(0)
-
+    # The external path (gradients from Python) gives the buffered path's results.
     q = Quadratic()
     for method in (pq.methods.EF21(pq.TopK(k=3)), pq.methods.LESignSGD(D=2, xi=10.0)):
         a = pq.simulate(q, method, n_workers=M, rounds=8, lr=0.3, batch_size=5, participation=0.7, key=2)
@@ -109,6 +112,48 @@ def test_python_problem_streams_identically(problem):
                         streaming=False)
         assert a.meta["streaming"] and not b.meta["streaming"]
         _assert_identical(a, b)
+
+
+class _BatchedQuadratic:
+    """A Python problem with grad_batch, recording how many workers each call covers."""
+
+    n_samples, dim = 400, 30
+
+    def __init__(self):
+        self.b = np.random.default_rng(1).standard_normal((400, 30))
+        self.calls = []
+
+    def loss(self, x):
+        return 0.5 * float(np.mean(np.sum((x - self.b) ** 2, axis=1)))
+
+    def grad(self, x, idx):
+        return x - self.b[idx].mean(0)
+
+    def grad_batch(self, x, batches):
+        self.calls.append(len(batches))
+        X = np.broadcast_to(x, (len(batches), self.dim))
+        return np.stack([X[j] - self.b[idx].mean(0) for j, idx in enumerate(batches)])
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("kw", [{}, {"local_steps": 2, "local_lr": 0.1}], ids=["gradients", "local steps"])
+def test_python_problems_are_asked_for_windows_of_workers(monkeypatch, batched, kw):
+    # The streamed Python path never holds all m local vectors: the simulator asks for them a
+    # window at a time (here 5 workers), with the same result as one window of all workers.
+    simulate_module = sys.modules["pyqsgd.simulate"]  # the module; pq.simulate is the function
+
+    method = pq.methods.EF21(pq.TopK(k=3))
+    common = dict(n_workers=M, rounds=6, lr=0.3, batch_size=5, participation=0.7, key=2, **kw)
+    make = _BatchedQuadratic if batched else Quadratic
+    whole = pq.simulate(make(), method, streaming=False, **common)
+    monkeypatch.setattr(simulate_module, "WINDOW_BYTES", 8 * 30 * 5)
+    q = make()
+    windowed = pq.simulate(q, method, **common)
+    assert windowed.meta["streaming"]
+    _assert_identical(windowed, whole)
+    if batched:
+        assert q.calls and max(q.calls) <= 5  # participants of one window per call
+        assert len(q.calls) >= 6 * (M // 5)  # every round took several windows
 
 
 def test_methods_that_need_every_row_stay_buffered(problem):

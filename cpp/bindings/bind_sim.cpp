@@ -117,6 +117,26 @@ void bind_simulator(py::module_& m) {
                  py::gil_scoped_release release;
                  return s.step_external(p);
              })
+        .def("step_external_rows",
+             [](Simulator& s, py::function rows, uint32_t per_call) {
+                 // rows(w0, n) -> (n, d) float64 array; the last one is kept alive until the
+                 // simulator asks for the next window (or the round ends).
+                 py::object keep;
+                 const uint64_t d = s.dim();
+                 Simulator::RowSource src = [&](uint32_t w0, uint32_t n) -> const double* {
+                     py::gil_scoped_acquire gil;
+                     F64 a = F64::ensure(rows(w0, n));
+                     if (!a || a.ndim() != 2 || uint64_t(a.shape(0)) != n || uint64_t(a.shape(1)) != d)
+                         throw std::invalid_argument("local vectors of workers " + std::to_string(w0) + ".." +
+                                                     std::to_string(w0 + n - 1) + " must be an (" +
+                                                     std::to_string(n) + ", d) float64 array");
+                     keep = a;
+                     return a.data();
+                 };
+                 py::gil_scoped_release release;
+                 return s.step_external_rows(src, per_call);
+             },
+             py::arg("rows"), py::arg("per_call"))
         .def("log_external", &Simulator::log_external)
         .def_property_readonly("due_for_log", &Simulator::due_for_log)
         .def_property_readonly("round", &Simulator::round)

@@ -198,16 +198,26 @@ int64_t Simulator::streamed_round(const std::vector<uint8_t>& active, const doub
     const double per_worker = 20.0 * double(d_) + (V ? 0.0 : work_ / double(m));
     method_->stream_begin(r, step_.data());
     std::exception_ptr failed;
-    for (uint32_t c0 = 0; c0 < m; c0 += slots) {
-        const uint32_t n = std::min(slots, m - c0);
+    // Windows of external rows (step_external_rows), or one window of all m workers.
+    const uint32_t per_window = rows_ ? std::max<uint32_t>(1, rows_per_call_) : m;
+    uint32_t w0 = 0, w_end = 0;
+    const double* W = V;  // the current window's rows, W[(i - w0) * d]
+    for (uint32_t c0 = 0; c0 < m; c0 += std::min(slots, w_end - c0)) {
+        if (c0 == w_end) {
+            w0 = c0;
+            w_end = std::min(m, w0 + per_window);
+            if (rows_) W = (*rows_)(w0, w_end - w0);  // may throw (the problem's own error)
+            else if (V) W = V + size_t(w0) * d_;
+        }
+        const uint32_t n = std::min(slots, w_end - c0);
         auto work = [&](int64_t kk) {
             const uint32_t k = uint32_t(kk), i = c0 + k;
             if (!active[i]) {
                 status_[i] = Upload::kIdle;
                 return;
             }
-            const double* v = V ? V + size_t(i) * d_ : V_.data() + size_t(k) * d_;
-            if (!V) local_vector(i, V_.data() + size_t(k) * d_, ws_[k]);
+            const double* v = W ? W + size_t(i - w0) * d_ : V_.data() + size_t(k) * d_;
+            if (!W) local_vector(i, V_.data() + size_t(k) * d_, ws_[k]);
             status_[i] = method_->worker(i, r, v, msgs_[k], dec_rows_[k], ws_[k]);
         };
         if (gil) {
@@ -341,6 +351,23 @@ bool Simulator::step_external(const double* V) {
     if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
     const std::vector<uint8_t> active = participation(t_);
     return method_round_or_stop(active, V);  // read in place: no m x d copy
+}
+
+bool Simulator::step_external_rows(const RowSource& rows, uint32_t per_call) {
+    if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
+    if (per_call == 0) fail("step_external_rows: per_call must be >= 1");
+    const std::vector<uint8_t> active = participation(t_);
+    if (!lean_) {  // the buffered path needs every row at once
+        const double* V = rows(0, cfg_.m);
+        return method_round_or_stop(active, V);
+    }
+    struct Reset {
+        Simulator* s;
+        ~Reset() { s->rows_ = nullptr; }
+    } reset{this};
+    rows_ = &rows;
+    rows_per_call_ = per_call;
+    return method_round_or_stop(active, nullptr);
 }
 
 bool Simulator::log_external(double loss, double gns) { return record(loss, gns); }

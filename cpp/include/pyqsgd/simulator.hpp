@@ -6,6 +6,7 @@
 // reductions run in fixed order, so the history is bitwise identical at any thread count.
 #pragma once
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -56,6 +57,12 @@ class Simulator {
     std::vector<uint8_t> participation(uint64_t t) const;
     std::vector<int64_t> batch(uint64_t t, uint32_t i, uint32_t h) const;
     bool step_external(const double* V);
+    // The same for a streaming method, with the local vectors fetched a window at a time:
+    // rows(w0, n) returns workers w0..w0+n-1's vectors (n x d, idle rows ignored), valid until
+    // the next call; windows have `per_call` workers (the last one fewer), in worker order. The
+    // caller never holds m x d. Falls back to one window of all m workers when not streaming.
+    using RowSource = std::function<const double*(uint32_t w0, uint32_t n)>;
+    bool step_external_rows(const RowSource& rows, uint32_t per_call);
     bool log_external(double loss, double grad_norm_sq);
     bool due_for_log() const;
 
@@ -101,6 +108,8 @@ class Simulator {
     uint64_t t_ = 0;
     std::vector<double> x_, step_, momentum_buf_, grad_buf_;
     bool state_taken_ = false;  // take_method_state() ended the run
+    const RowSource* rows_ = nullptr;  // step_external_rows' source during its round
+    uint32_t rows_per_call_ = 0;
     bool lean_ = false;         // streamed_round (see SimConfig::streaming)
     // Buffered path: one row per worker. Streamed path: one row per slot of a chunk.
     std::vector<double> V_;     // local vectors (native problems only)

@@ -156,6 +156,15 @@ Round Simulator::make_round() const {
     return r;
 }
 
+void Simulator::check_state_kept() const {
+    if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
+}
+
+uint64_t Simulator::upload_bits(uint32_t i, const Message& msg) const {
+    const Upload st = status_[i];
+    return st == Upload::kSent ? msg.bits() : st == Upload::kSkipped ? method_->skip_bits() : 0;
+}
+
 void Simulator::count_upload(uint32_t i) {
     // Committed only once every worker step of the round succeeded, so a round that stops
     // on a non-finite vector leaves the counters as they were, on either path.
@@ -184,8 +193,7 @@ int64_t Simulator::buffered_round(const std::vector<uint8_t>& active, const doub
     else
         parallel_for(m, work, 20.0 * double(m) * double(d_));
     for (uint32_t i = 0; i < m; ++i) {
-        const Upload st = status_[i];
-        round_bits_[i] = st == Upload::kSent ? msgs_[i].bits() : st == Upload::kSkipped ? method_->skip_bits() : 0;
+        round_bits_[i] = upload_bits(i, msgs_[i]);
         count_upload(i);
     }
     return method_->server(r, status_, dec_rows_, msgs_, step_.data());
@@ -236,9 +244,8 @@ int64_t Simulator::streamed_round(const std::vector<uint8_t>& active, const doub
         chunk_rows_.clear();
         for (uint32_t k = 0; k < n; ++k) {
             const uint32_t i = c0 + k;
-            const Upload st = status_[i];
-            round_bits_[i] = st == Upload::kSent ? msgs_[k].bits() : st == Upload::kSkipped ? method_->skip_bits() : 0;
-            if (st == Upload::kSent) {
+            round_bits_[i] = upload_bits(i, msgs_[k]);
+            if (status_[i] == Upload::kSent) {
                 chunk_senders_.push_back(i);
                 chunk_rows_.push_back(dec_rows_[k]);
             }
@@ -316,7 +323,7 @@ bool Simulator::log_native() {
 
 bool Simulator::run(uint64_t n) {
     if (!problem_) fail("run() needs a native problem; use step_external() for Python problems");
-    if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
+    check_state_kept();
     if (log_.empty() && !log_native()) return false;  // round 0 = x0
     const uint32_t m = cfg_.m;
     for (uint64_t k = 0; k < n; ++k) {
@@ -348,13 +355,13 @@ bool Simulator::method_round_or_stop(const std::vector<uint8_t>& active, const d
 }
 
 bool Simulator::step_external(const double* V) {
-    if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
+    check_state_kept();
     const std::vector<uint8_t> active = participation(t_);
     return method_round_or_stop(active, V);  // read in place: no m x d copy
 }
 
 bool Simulator::step_external_rows(const RowSource& rows, uint32_t per_call) {
-    if (state_taken_) fail("this run's method state was taken (take_method_state): start a new run");
+    check_state_kept();
     if (per_call == 0) fail("step_external_rows: per_call must be >= 1");
     const std::vector<uint8_t> active = participation(t_);
     if (!lean_) {  // the buffered path needs every row at once

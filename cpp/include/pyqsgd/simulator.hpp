@@ -92,8 +92,11 @@ class Simulator {
     int64_t buffered_round(const std::vector<uint8_t>& active, const double* V);
     // The same, a chunk of workers at a time with a streaming method: the memory-lean path.
     int64_t streamed_round(const std::vector<uint8_t>& active, const double* V);
+    // Worker i's uplink bits this round (its message, a skip flag, or nothing).
+    uint64_t upload_bits(uint32_t i, const Message& msg) const;
     // Adds worker i's upload to the round's bit counters.
     void count_upload(uint32_t i);
+    void check_state_kept() const;  // throws once take_method_state() ended the run
     void method_round(const std::vector<uint8_t>& active, const double* V);
     // method_round, or false (nothing applied to x) when a vector for the wire is non-finite.
     bool method_round_or_stop(const std::vector<uint8_t>& active, const double* V);

@@ -355,10 +355,19 @@ def execute(plan_, runner, todo, emit, fail, folder=None):
     queue, alone = collections.deque(todo), collections.deque()
     attempts, pending, emitted = collections.Counter(), {}, set()
 
-    def submit(job):
+    def submit(job, source):
+        """Submits job (taken from ``source``); False, with the job put back, when the pool broke
+        since the last wait (a worker died after the runs seen so far finished)."""
+        try:
+            fut = plan_.executor.submit(_run_task, shipped, job, attempts[job[2]] + 1, plan_.threads)
+        except BrokenExecutor as error:
+            if not plan_.owned:
+                raise _broken(error) from error
+            source.appendleft(job)
+            return False
         attempts[job[2]] += 1
-        fut = plan_.executor.submit(_run_task, shipped, job, attempts[job[2]], plan_.threads)
         pending[fut] = job
+        return True
 
     broken = False  # the pool broke: wait for its other runs to fail, then rebuild it
     try:
@@ -368,10 +377,10 @@ def execute(plan_, runner, todo, emit, fail, folder=None):
                 broken = False
             if not broken and alone:  # retries run one at a time, once the runs in flight are done
                 if not pending:
-                    submit(alone.popleft())
+                    broken = not submit(alone.popleft(), alone)
             elif not broken:
-                while queue and (plan_.limit is None or len(pending) < plan_.limit):
-                    submit(queue.popleft())
+                while not broken and queue and (plan_.limit is None or len(pending) < plan_.limit):
+                    broken = not submit(queue.popleft(), queue)
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             failed = False
             for fut in finished:
@@ -386,11 +395,7 @@ def execute(plan_, runner, todo, emit, fail, folder=None):
                 failed = True
                 if isinstance(error, BrokenExecutor):
                     if not plan_.owned:
-                        raise RuntimeError(
-                            f"sweep: the executor broke ({type(error).__name__}: {error}): a worker process "
-                            "died and this executor cannot replace it. Finished runs are stored; rerun to "
-                            "resume, or use backend='processes' (its pool is rebuilt and the run retried)"
-                        ) from error
+                        raise _broken(error) from error
                     broken = True
                 if attempts[job[2]] >= 2:
                     emitted.add(job[2])
@@ -411,6 +416,13 @@ def execute(plan_, runner, todo, emit, fail, folder=None):
             else:
                 fut.cancel()
         raise
+
+
+def _broken(error):
+    return RuntimeError(
+        f"sweep: the executor broke ({type(error).__name__}: {error}): a worker process died and this "
+        "executor cannot replace it. Finished runs are stored; rerun to resume, or use "
+        "backend='processes' (its pool is rebuilt and the run retried)")
 
 
 def _is_dask_future(obj):

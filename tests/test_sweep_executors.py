@@ -118,6 +118,43 @@ def test_run_killing_its_worker_is_retried_alone_then_failed(tmp_path):
     assert df["value"].tolist()[::3] == [0, 30]
 
 
+class _BreaksOnSecondSubmit(ProcessPoolExecutor):
+    """A pool that reports itself broken at its second submit, as a real one does when a worker
+    died after the runs seen so far finished: submit raises before any future exists."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.submits = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submits += 1
+        if self.submits == 2:
+            from concurrent.futures.process import BrokenProcessPool
+
+            raise BrokenProcessPool("a child process terminated abruptly")
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_pool_found_broken_at_submit_is_rebuilt_and_no_run_is_lost(tmp_path, monkeypatch):
+    executors = sys.modules["pyqsgd.sweep_executors"]
+    real, made = executors._pool, []
+
+    def pool(n):  # the first pool breaks at its second submit; the rebuilt one is healthy
+        made.append(_BreaksOnSecondSubmit(max_workers=n) if not made else real(n))
+        return made[-1]
+
+    monkeypatch.setattr(executors, "_pool", pool)
+    log = tmp_path / "log.txt"
+    df = pq.sweep(sweep_runs.logged, grid={"a": [0, 1, 2, 3], "log": [str(log)]}, seeds=[0], n_jobs=2,
+                  out=tmp_path / "r.parquet", progress=False)
+    assert len(made) == 2  # rebuilt once
+    assert df["a"].tolist() == [0, 1, 2, 3] and (df["status"] == "ok").all() and df["run_id"].is_unique
+    # An executor the sweep does not own is not replaced: a clear error, not a raw BrokenProcessPool.
+    with _BreaksOnSecondSubmit(max_workers=1) as ex, pytest.raises(RuntimeError, match="the executor broke"):
+        pq.sweep(sweep_runs.logged, grid={"a": [0, 1, 2], "log": [str(log)]}, seeds=[0], executor=ex,
+                 out=tmp_path / "s.parquet", progress=False)
+
+
 def test_any_process_pool_executor_gets_large_data_once_per_worker(tmp_path):
     log = tmp_path / "unpickled.txt"
     run = sweep_runs.DataRun(300_000, str(log))  # 2.4 MB: too large to send with every run
